@@ -1,0 +1,51 @@
+# Kubemart developer commands; see README.md. Every target does its own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: setup tools venv cluster cluster-down crds run test unit lint bench clean
+
+setup: venv tools
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+tools:
+	hack/build.sh
+
+cluster: tools
+	hack/cluster.sh up
+
+cluster-down:
+	hack/cluster.sh down
+
+# crds/ is generated from the pydantic models; a test fails when it is stale.
+crds: venv
+	$(PY) -m kubemart.models.crd crds
+
+run: setup cluster
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(VENV)/bin/kubemart run
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/mypy
+
+# The whole suite. The session fixture starts the local cluster unless KUBEMART_TEST_CLUSTER=external.
+test: setup lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Tests that need no cluster.
+unit: venv
+	$(VENV)/bin/pytest -m 'not cluster' $(PYTEST_ARGS)
+
+clean: cluster-down
+	rm -rf bin $(VENV)

@@ -1,0 +1,253 @@
+"""Helm: the helm CLI through pyhelm3, and Helm's release records read from the API.
+
+Every helm subprocess starts here, bounded by one global semaphore. Cancelling the calling
+task terminates the subprocess (pyhelm3 sends SIGTERM and waits), which is how a newer spec
+or a deletion interrupts an operation in flight. Helm's failures become `HelmError` with a
+stable reason here and nowhere else.
+
+Release state is read from Helm's own storage (Secrets labelled owner=helm), so checking that a
+release is deployed costs one API list and no subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyhelm3
+import yaml
+from lightkube.resources.core_v1 import Secret
+
+from kubemart.adapters.kube import Kube
+
+log = logging.getLogger("kubemart.helm")
+
+
+class HelmError(Exception):
+    """A helm command failed. `reason` is CamelCase and stable; `retryable` says if trying again may help."""
+
+    def __init__(self, reason: str, message: str, *, retryable: bool, detail: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+        self.detail = detail
+
+
+def _last_error_line(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.lower().startswith("error:"):
+            return ln[len("error:") :].strip()
+    return lines[-1] if lines else "helm failed without a message"
+
+
+def classify(stderr: str, *, operation: str) -> HelmError:
+    """Pure: helm's stderr to a reason a person and a program can act on."""
+    text = stderr.lower()
+    line = _last_error_line(stderr)[:600]
+    if "values don't meet the specifications of the schema" in text:
+        return HelmError(
+            "ValuesSchemaViolation",
+            f"The chart rejected the values: {line}. Fix spec.values or valuesFrom.",
+            retryable=False,
+            detail=stderr,
+        )
+    if "context deadline exceeded" in text or "timed out waiting for the condition" in text:
+        return HelmError(
+            "ReleaseNotReady",
+            f"The release did not become ready within spec.timeout ({line}). Check the app's pods, or raise spec.timeout.",
+            retryable=True,
+            detail=stderr,
+        )
+    if "context canceled" in text:
+        return HelmError("OperationCanceled", f"The {operation} was canceled.", retryable=True, detail=stderr)
+    if (
+        "parse error" in text
+        or "execution error" in text
+        or "failed to render" in text
+        or "template:" in text
+    ):
+        return HelmError(
+            "ChartRenderFailed",
+            f"The chart could not be rendered with these values: {line}. Fix the values or choose another version.",
+            retryable=False,
+            detail=stderr,
+        )
+    if (
+        "exists and cannot be imported into the current release" in text
+        or "invalid ownership metadata" in text
+    ):
+        return HelmError(
+            "ResourceConflict",
+            f"An object the chart creates already belongs to something else: {line}. Remove it or use another release name.",
+            retryable=False,
+            detail=stderr,
+        )
+    if "another operation (install/upgrade/rollback) is in progress" in text:
+        return HelmError(
+            "ReleaseLocked", f"The release is locked by another operation: {line}.", retryable=True
+        )
+    if "namespaces" in text and "not found" in text:
+        return HelmError(
+            "TargetNamespaceNotFound", f"{line}. Create the namespace.", retryable=True, detail=stderr
+        )
+    if "forbidden" in text:
+        return HelmError(
+            "Forbidden", f"Helm was not allowed to {operation}: {line}.", retryable=True, detail=stderr
+        )
+    return HelmError(
+        f"{operation.capitalize()}Failed", f"helm {operation} failed: {line}.", retryable=True, detail=stderr
+    )
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One revision of a release, as Helm stored it."""
+
+    name: str
+    namespace: str
+    revision: int
+    status: str
+    """deployed, failed, superseded, pending-install, pending-upgrade, pending-rollback, uninstalling, ..."""
+    chart_version: str | None = None
+    manifest: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class ReleaseHistory:
+    revisions: tuple[ReleaseRecord, ...]
+    """Newest first."""
+
+    @property
+    def current(self) -> ReleaseRecord | None:
+        return self.revisions[0] if self.revisions else None
+
+    @property
+    def last_deployed(self) -> ReleaseRecord | None:
+        return next((r for r in self.revisions if r.status in ("deployed", "superseded")), None)
+
+
+def decode_release(data: str) -> dict[str, Any]:
+    """Helm's storage format: base64 (by Helm) of gzip of JSON, inside a Secret's data."""
+    raw = base64.b64decode(base64.b64decode(data))
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    result: dict[str, Any] = json.loads(raw)
+    return result
+
+
+class Helm:
+    def __init__(self, kube: Kube, *, executable: str, max_concurrent: int) -> None:
+        self.kube = kube
+        self._command = pyhelm3.Command(executable=executable, history_max_revisions=10)
+        self._gate = asyncio.Semaphore(max_concurrent)
+        self.started = 0
+        """helm subprocesses started since start (metrics and benchmarks read it)."""
+
+    async def history(self, release: str, namespace: str, *, with_manifest: bool = False) -> ReleaseHistory:
+        """Read from Helm's release Secrets: no subprocess."""
+        secrets = await self.kube.list(Secret, namespace=namespace, labels={"owner": "helm", "name": release})
+        records = []
+        for s in secrets:
+            labels = s["metadata"].get("labels") or {}
+            manifest, chart_version = "", None
+            if with_manifest:
+                doc = decode_release((s.get("data") or {}).get("release", ""))
+                manifest = doc.get("manifest", "")
+                chart_version = ((doc.get("chart") or {}).get("metadata") or {}).get("version")
+            records.append(
+                ReleaseRecord(
+                    name=release,
+                    namespace=namespace,
+                    revision=int(labels.get("version", "0")),
+                    status=labels.get("status", "unknown"),
+                    chart_version=chart_version,
+                    manifest=manifest,
+                )
+            )
+        records.sort(key=lambda r: r.revision, reverse=True)
+        return ReleaseHistory(tuple(records))
+
+    async def _run(self, operation: str, coro: Any) -> Any:
+        async with self._gate:
+            self.started += 1
+            try:
+                return await coro
+            except pyhelm3.errors.Error as exc:
+                raise classify(exc.stderr.decode(errors="replace"), operation=operation) from None
+            except FileNotFoundError as exc:
+                raise HelmError(
+                    "HelmNotFound", f"The helm binary was not found: {exc}.", retryable=False
+                ) from None
+
+    async def upgrade_install(
+        self,
+        *,
+        release: str,
+        namespace: str,
+        chart: Path,
+        values: Mapping[str, Any],
+        timeout_seconds: float,
+        install: bool,
+        description: str,
+    ) -> ReleaseRecord:
+        """`helm upgrade --install --wait`; values go on stdin, never on the command line."""
+        result = await self._run(
+            "install" if install else "upgrade",
+            self._command.install_or_upgrade(
+                release,
+                chart,
+                dict(values),
+                namespace=namespace,
+                create_namespace=False,
+                wait=True,
+                timeout=f"{int(timeout_seconds)}s",
+                description=description,
+            ),
+        )
+        return ReleaseRecord(
+            name=release,
+            namespace=namespace,
+            revision=int(result.get("version", 0)),
+            status=str((result.get("info") or {}).get("status", "deployed")),
+            chart_version=((result.get("chart") or {}).get("metadata") or {}).get("version"),
+            manifest=str(result.get("manifest", "")),
+        )
+
+    async def rollback(
+        self, *, release: str, namespace: str, revision: int | None, timeout_seconds: float
+    ) -> None:
+        await self._run(
+            "rollback",
+            self._command.rollback(
+                release, revision, namespace=namespace, wait=True, timeout=f"{int(timeout_seconds)}s"
+            ),
+        )
+
+    async def uninstall(self, *, release: str, namespace: str, timeout_seconds: float) -> bool:
+        """False when there was no release to uninstall."""
+        try:
+            await self._run(
+                "uninstall",
+                self._command.uninstall(
+                    release, namespace=namespace, wait=True, timeout=f"{int(timeout_seconds)}s"
+                ),
+            )
+        except HelmError as err:
+            if "not found" in err.message.lower():
+                return False
+            raise
+        return True
+
+
+def manifest_objects(manifest: str) -> list[dict[str, Any]]:
+    """The objects of a rendered manifest (pure)."""
+    return [d for d in yaml.safe_load_all(manifest) if isinstance(d, dict) and d.get("kind")]

@@ -1,0 +1,182 @@
+"""The Kubernetes API, through lightkube's async client: the one place API errors are translated.
+
+lightkube is async (kopf runs on asyncio), typed, and speaks server-side apply, which the
+catalog and drift correction rely on. Its errors become `KubeError` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx2
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import (
+    GenericGlobalResource,
+    GenericNamespacedResource,
+    create_global_resource,
+    create_namespaced_resource,
+)
+from lightkube.types import PatchType
+
+from kubemart.models.resource import GROUP, VERSION
+
+FIELD_MANAGER = "kubemart"
+
+MarketSourceResource = create_global_resource(GROUP, VERSION, "MarketSource", "marketsources")
+MarketAppResource = create_global_resource(GROUP, VERSION, "MarketApp", "marketapps")
+AppInstallResource = create_namespaced_resource(GROUP, VERSION, "AppInstall", "appinstalls")
+PaymentResource = create_namespaced_resource(GROUP, VERSION, "Payment", "payments")
+
+Body = dict[str, Any]
+
+
+class KubeError(Exception):
+    """An API call failed: `status` is the HTTP code (0 when the server was not reached)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+def _translate(exc: Exception) -> KubeError:
+    if isinstance(exc, ApiError):
+        st = exc.status
+        return KubeError(int(st.code or 0), str(st.reason or "Unknown"), str(st.message or exc))
+    return KubeError(0, "Unreachable", f"the Kubernetes API could not be reached: {exc}")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    name: str
+    namespace: str | None = None
+
+
+class Kube:
+    """Typed operations the services need, each a single API call."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        # lightkube's overloads type each resource class; ours are generic, so go through Any.
+        self._api: Any = client
+
+    @classmethod
+    def from_environment(cls) -> Kube:
+        return cls(AsyncClient(field_manager=FIELD_MANAGER, timeout=httpx2.Timeout(30.0)))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # --- generic -------------------------------------------------------------------------------
+
+    async def get(self, res: Any, name: str, namespace: str | None = None) -> Body | None:
+        try:
+            obj = await self._api.get(res, name, namespace=namespace)
+        except (ApiError, httpx2.HTTPError) as exc:
+            err = _translate(exc)
+            if err.not_found:
+                return None
+            raise err from exc
+        return _to_dict(obj)
+
+    async def list(
+        self, res: Any, *, namespace: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[Body]:
+        try:
+            return [
+                _to_dict(o)
+                async for o in self._api.list(
+                    res, namespace=namespace, labels=dict(labels or {}), chunk_size=500
+                )
+            ]
+        except (ApiError, httpx2.HTTPError) as exc:
+            raise _translate(exc) from exc
+
+    async def apply(self, res: Any, body: Body, *, namespace: str | None = None, force: bool = True) -> Body:
+        """Server-side apply as field manager `kubemart`."""
+        obj = res.from_dict(body) if isinstance(res, type) and hasattr(res, "from_dict") else body
+        try:
+            return _to_dict(await self._api.apply(obj, namespace=namespace, force=force))
+        except (ApiError, httpx2.HTTPError) as exc:
+            raise _translate(exc) from exc
+
+    async def delete(self, res: Any, name: str, namespace: str | None = None) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            await self._api.delete(res, name, namespace=namespace)
+        except (ApiError, httpx2.HTTPError) as exc:
+            err = _translate(exc)
+            if err.not_found:
+                return False
+            raise err from exc
+        return True
+
+    async def merge_patch(
+        self, res: Any, name: str, patch: Body, namespace: str | None = None
+    ) -> Body | None:
+        """A JSON merge patch; None when the object is gone."""
+        try:
+            obj = await self._api.patch(res, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        except (ApiError, httpx2.HTTPError) as exc:
+            err = _translate(exc)
+            if err.not_found:
+                return None
+            raise err from exc
+        return _to_dict(obj)
+
+    async def patch_status(
+        self, res: Any, name: str, status: Body, namespace: str | None = None
+    ) -> Body | None:
+        """Merge-patch the status subresource; None when the object is gone."""
+        return await self.merge_patch(res.Status, name, {"status": status}, namespace=namespace)
+
+    # --- core objects --------------------------------------------------------------------------
+
+    async def read_secret_data(self, name: str, namespace: str) -> dict[str, str] | None:
+        """The Secret's data, decoded; None when it does not exist."""
+        from lightkube.resources.core_v1 import Secret
+
+        body = await self.get(Secret, name, namespace)
+        if body is None:
+            return None
+        data = cast(dict[str, str], body.get("data") or {})
+        out = {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
+        out.update(cast(dict[str, str], body.get("stringData") or {}))
+        return out
+
+    async def read_configmap_data(self, name: str, namespace: str) -> dict[str, str] | None:
+        from lightkube.resources.core_v1 import ConfigMap
+
+        body = await self.get(ConfigMap, name, namespace)
+        if body is None:
+            return None
+        return cast(dict[str, str], body.get("data") or {})
+
+    async def namespace_exists(self, name: str) -> bool:
+        from lightkube.resources.core_v1 import Namespace
+
+        return await self.get(Namespace, name) is not None
+
+    async def watch(self, res: Any, *, namespace: str | None = None) -> AsyncIterator[tuple[str, Body]]:
+        async for event_type, obj in self._api.watch(res, namespace=namespace):
+            yield event_type, _to_dict(obj)
+
+
+def _to_dict(obj: Any) -> Body:
+    if isinstance(obj, GenericGlobalResource | GenericNamespacedResource) or not isinstance(obj, dict):
+        to_dict: Any = obj.to_dict
+        return cast(Body, to_dict())
+    return cast(Body, obj)

@@ -1,0 +1,49 @@
+"""The `kubemart` console script: `kubemart run` starts the operator."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import kopf
+
+from kubemart import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kubemart")
+def main() -> None:
+    """Kubemart: a Kubernetes-native app store."""
+
+
+@main.command()
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Watch only this namespace (repeatable). Default: the whole cluster.",
+)
+@click.option(
+    "--liveness",
+    "liveness_endpoint",
+    default="http://0.0.0.0:8080/healthz",
+    show_default=True,
+    help="Where kopf serves its health endpoint; empty to disable.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
+def run(namespaces: tuple[str, ...], liveness_endpoint: str, verbose: bool) -> None:
+    """Run the operator against $KUBECONFIG's cluster, or in-cluster config inside a pod."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
+    )
+    # Importing the handlers registers them with kopf's default registry.
+    from kubemart import handlers  # noqa: F401
+
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness_endpoint or None,
+    )

@@ -1,0 +1,1 @@
+"""Domain logic: pure decisions with no I/O."""

@@ -1,0 +1,92 @@
+"""MarketSource: a catalog of apps (a Helm chart repository), cluster-scoped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from kubemart.models.resource import (
+    DURATION_PATTERN,
+    Condition,
+    KindInfo,
+    Model,
+    PrinterColumn,
+    Resource,
+    SecretReference,
+    conditions_field,
+)
+
+
+class SourceType(StrEnum):
+    """How the catalog is served."""
+
+    HELM = "helm"
+    """An HTTP(S) Helm chart repository that serves index.yaml."""
+    OCI = "oci"
+    """An OCI registry of charts (not supported yet)."""
+    GIT = "git"
+    """A git repository of app definitions (not supported yet)."""
+
+
+class MarketSourceSpec(Model):
+    """Where the catalog is and how to sync it."""
+
+    type: SourceType = Field(
+        default=SourceType.HELM, description="How the catalog is served: helm, oci or git."
+    )
+    url: str = Field(
+        description="The repository URL, e.g. https://charts.example.com.",
+        min_length=1,
+        pattern=r"^(https?|oci)://[^\s]+$",
+    )
+    interval: str = Field(
+        default="10m",
+        description="How often to re-sync, as a duration (30s, 10m, 1h).",
+        pattern=DURATION_PATTERN,
+    )
+    secret_ref: SecretReference | None = Field(
+        default=None,
+        description="A Secret with `username` and `password`, or `token`, and optionally `ca.crt`.",
+    )
+    suspend: bool = Field(default=False, description="Stop syncing; the catalog stays as it is.")
+    priority: int = Field(
+        default=0, description="The default source for an app name is the one with the highest priority."
+    )
+
+
+class MarketSourceStatus(Model):
+    """What the operator last saw of the catalog."""
+
+    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    conditions: list[Condition] = conditions_field()
+    revision: str | None = Field(default=None, description="sha256 of the last fetched index.")
+    last_sync_time: datetime | None = Field(default=None, description="When the index was last checked.")
+    last_handled_reconcile_at: str | None = Field(
+        default=None, description="The last kubemart.io/reconcile-requested-at value acted on."
+    )
+    app_count: int | None = Field(default=None, description="How many apps the catalog holds.")
+    etag: str | None = Field(default=None, description="ETag of the last fetched index.")
+    last_modified: str | None = Field(default=None, description="Last-Modified of the last fetched index.")
+
+
+class MarketSource(Resource):
+    """A catalog of apps: a chart repository whose charts become MarketApps."""
+
+    info = KindInfo(
+        kind="MarketSource",
+        plural="marketsources",
+        singular="marketsource",
+        short_names=("msrc",),
+        scope="Cluster",
+        printer_columns=(
+            PrinterColumn("Type", ".spec.type"),
+            PrinterColumn("URL", ".spec.url"),
+            PrinterColumn("Apps", ".status.appCount", "integer"),
+            PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            PrinterColumn("Status", '.status.conditions[?(@.type=="Ready")].message', priority=1),
+        ),
+    )
+    spec: MarketSourceSpec
+    status: MarketSourceStatus = Field(default_factory=MarketSourceStatus)

@@ -1,0 +1,1 @@
+"""The operator's machinery: keyed reconcile loops, settings, backoff."""

@@ -1,0 +1,140 @@
+"""A keyed reconcile loop, as controller-runtime has it, on top of kopf's watches.
+
+kopf delivers watch events; this turns them into at most one reconcile at a time per object,
+re-run when the object asks for it or when its reconcile said when to look again. A reconcile
+never runs twice concurrently for one key, and the newest body is always the one reconciled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+Key = tuple[str, str]
+"""(namespace or "", name)."""
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a reconcile asks for next: look again after `requeue_after` seconds, or wait for an event."""
+
+    requeue_after: float | None = None
+
+
+ReconcileFn = Callable[[Key, Body], Coroutine[Any, Any, Result]]
+
+
+def jittered(seconds: float, fraction: float = 0.1) -> float:
+    """Spread periodic work so that many objects do not wake together."""
+    return seconds * (1 + random.uniform(-fraction, fraction))
+
+
+def backoff(failures: int, *, base: float = 2.0, cap: float = 300.0) -> float:
+    """Exponential backoff with jitter: 2s, 4s, 8s ... up to `cap`."""
+    return jittered(min(cap, base * (2 ** max(0, failures - 1))), 0.2)
+
+
+def key_of(body: Body) -> Key:
+    meta = body.get("metadata", {})
+    return (meta.get("namespace") or "", meta["name"])
+
+
+class Controller:
+    def __init__(self, name: str, reconcile: ReconcileFn, *, logger: logging.Logger | None = None) -> None:
+        self.name = name
+        self._reconcile = reconcile
+        self._log = logger or logging.getLogger(f"kubemart.{name}")
+        self._latest: dict[Key, Body] = {}
+        self._wake: dict[Key, asyncio.Event] = {}
+        self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._current: dict[Key, asyncio.Task[Result]] = {}
+        self._closed = False
+
+    # --- fed by watch events -------------------------------------------------------------------
+
+    def observe(self, body: Body, *, wake: bool) -> None:
+        """Record the newest body; reconcile it now if `wake` (or if it was never seen)."""
+        if self._closed:
+            return
+        key = key_of(body)
+        self._latest[key] = body
+        if key not in self._workers:
+            self._wake[key] = asyncio.Event()
+            self._workers[key] = asyncio.create_task(self._worker(key), name=f"{self.name}:{key[0]}/{key[1]}")
+        elif wake:
+            self._wake[key].set()
+
+    def forget(self, key: Key) -> None:
+        """The object is gone: stop its loop."""
+        self._latest.pop(key, None)
+        worker = self._workers.pop(key, None)
+        self._wake.pop(key, None)
+        if worker is not None and worker is not asyncio.current_task():
+            worker.cancel()
+
+    def wake(self, keys: Iterable[Key]) -> None:
+        for key in keys:
+            if key in self._wake:
+                self._wake[key].set()
+
+    def cancel_current(self, key: Key) -> bool:
+        """Cancel the reconcile in flight for `key` (its helm subprocess is terminated); True if one was."""
+        task = self._current.get(key)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    def latest(self) -> dict[Key, Body]:
+        return dict(self._latest)
+
+    def busy(self, key: Key) -> bool:
+        task = self._current.get(key)
+        return task is not None and not task.done()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def _worker(self, key: Key) -> None:
+        delay: float | None = 0.0
+        wake = self._wake[key]
+        while True:
+            if delay is None:
+                await wake.wait()
+            elif delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=delay)
+            wake.clear()
+            body = self._latest.get(key)
+            if body is None:
+                return
+            task = asyncio.create_task(self._reconcile(key, body))
+            self._current[key] = task
+            try:
+                result = await task
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise  # the worker itself is being stopped
+                self._log.info("reconcile of %s/%s was cancelled; starting over", *key)
+                result = Result(requeue_after=0.0)
+            except Exception:
+                # Expected failures are handled inside reconcile; this is a bug, so keep its traceback.
+                self._log.exception("reconcile of %s/%s failed unexpectedly", *key)
+                result = Result(requeue_after=backoff(3))
+            finally:
+                self._current.pop(key, None)
+            delay = result.requeue_after
+
+    async def close(self) -> None:
+        self._closed = True
+        workers = list(self._workers.values())
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()

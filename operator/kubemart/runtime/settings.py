@@ -1,0 +1,33 @@
+"""Operator settings, from KUBEMART_* environment variables (the chart sets them from its values)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_helm() -> str:
+    return shutil.which("helm") or "helm"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KUBEMART_", extra="ignore")
+
+    helm_binary: str = Field(default_factory=_default_helm, description="The helm CLI to run.")
+    max_concurrent_helm: int = Field(default=8, ge=1, description="Helm operations running at once, in all.")
+    chart_cache_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / f"kubemart-charts-{os.getuid()}",
+        description="Where downloaded charts are kept, by digest.",
+    )
+    resync_interval: float = Field(default=600.0, gt=0, description="Seconds between checks of an idle app.")
+    history_limit: int = Field(default=10, ge=1, description="Operations kept in status.history.")
+    catalog_write_concurrency: int = Field(
+        default=16, ge=1, description="MarketApp writes in flight per sync."
+    )
+    index_max_bytes: int = Field(default=64 * 1024 * 1024, description="Largest index.yaml accepted.")
+    log_format: str = Field(default="text", pattern="^(text|json)$", description="text or json.")

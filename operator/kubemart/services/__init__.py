@@ -1,0 +1,1 @@
+"""Services: reconcile loops for each kind, built from domain decisions and adapters."""

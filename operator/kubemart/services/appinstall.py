@@ -1,0 +1,565 @@
+"""AppInstall reconcile: observe the catalog, values and release; decide; act through helm.
+
+observe() only reads (the catalog, referenced ConfigMaps/Secrets, Helm's release records) and
+runs no subprocess, so an app that is in sync costs a few API reads and nothing else.
+decide() is pure (domain.release_plan). act() runs one helm operation and records it in status
+(operation, history, conditions) and as an Event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from kubemart.adapters import chart_repo
+from kubemart.adapters.helm import Helm, HelmError, ReleaseHistory, manifest_objects
+from kubemart.adapters.kube import (
+    AppInstallResource,
+    Body,
+    Kube,
+    KubeError,
+    MarketAppResource,
+    MarketSourceResource,
+)
+from kubemart.domain.catalog import object_name
+from kubemart.domain.conditions import Summary, conditions_for, same_conditions
+from kubemart.domain.durations import parse_duration
+from kubemart.domain.entrances import entrances_from
+from kubemart.domain.release_plan import Action, Desired, Observed, decide
+from kubemart.domain.triggers import requested_at
+from kubemart.domain.values import InvalidValues, merge_values, parse_values_document, values_hash
+from kubemart.domain.versions import InvalidConstraint, parse_constraint, resolve_version
+from kubemart.models.appinstall import (
+    AppInstall,
+    AppInstallStatus,
+    HistoryEntry,
+    Operation,
+    Phase,
+    ValuesSourceKind,
+)
+from kubemart.models.marketapp import AppVersion, MarketApp
+from kubemart.models.marketsource import MarketSource
+from kubemart.runtime.controller import Key, Result, backoff, jittered
+from kubemart.runtime.settings import Settings
+from kubemart.services import events
+from kubemart.services.problems import Problem
+from kubemart.services.source_auth import source_auth
+
+FINALIZER = "kubemart.io/finalizer"
+log = logging.getLogger("kubemart.appinstall")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything observe() learned: what is wanted, what is there."""
+
+    app: AppInstall
+    source: MarketSource
+    version: AppVersion
+    values: dict[str, Any]
+    desired: Desired
+    release: str
+    namespace: str
+    history: ReleaseHistory
+
+
+@dataclass
+class AppInstalls:
+    kube: Kube
+    helm: Helm
+    settings: Settings
+    claims: Any = None
+    """Callable returning every AppInstall body the operator knows, to find release conflicts."""
+    failures: dict[Key, int] = field(default_factory=dict)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key, body: Body) -> Result:
+        meta = body["metadata"]
+        if meta.get("deletionTimestamp"):
+            return await self._finalize(body)
+        try:
+            app = AppInstall.model_validate(body)
+        except ValidationError as exc:
+            await self._write(
+                body, None, Summary(False, "InvalidSpec", f"The spec cannot be read: {exc}", stalled=True)
+            )
+            return Result()
+        status = app.status.model_copy(deep=True)
+        asked = requested_at(body)
+        if asked is not None and asked != status.last_handled_reconcile_at:
+            self.failures.pop(key, None)  # a person asked for a retry: start counting again
+        status.last_handled_reconcile_at = asked or status.last_handled_reconcile_at
+        if status.observed_generation != meta.get("generation"):
+            self.failures.pop(key, None)
+        if FINALIZER not in (meta.get("finalizers") or []):
+            body = await self._add_finalizer(body)
+        if app.spec.suspend:
+            status.phase = Phase.SUSPENDED
+            await self._write(
+                body,
+                status,
+                Summary(
+                    None, "Suspended", "Reconciliation is suspended; set spec.suspend to false to resume."
+                ),
+            )
+            return Result()
+        try:
+            plan = await self.observe(app, body)
+            self._check_claim(app, body, plan)
+        except Problem as problem:
+            return await self._problem(key, body, status, problem)
+        in_sync = decide(plan.desired, _observed(plan, status))
+        if in_sync is Action.NONE:
+            self.failures.pop(key, None)
+            status.phase = Phase.RUNNING
+            status.installed_version = status.installed_version or plan.desired.version
+            await self._write(
+                body,
+                status,
+                Summary(
+                    True, "Succeeded", f"{app.spec.app} {status.installed_version} is installed and ready."
+                ),
+            )
+            return Result(requeue_after=jittered(self.settings.resync_interval))
+        return await self.act(key, body, status, plan, in_sync)
+
+    # --- observe -------------------------------------------------------------------------------
+
+    async def observe(self, app: AppInstall, body: Body) -> Plan:
+        spec = app.spec
+        namespace = spec.target_namespace or body["metadata"]["namespace"]
+        release = spec.release_name or body["metadata"]["name"]
+        source_body = await self._get(MarketSourceResource, spec.source)
+        if source_body is None:
+            raise Problem(
+                "SourceNotFound",
+                f"MarketSource {spec.source} does not exist; create it or fix spec.source (kubectl get marketsources).",
+                phase=Phase.PENDING,
+            )
+        source = MarketSource.model_validate(source_body)
+        app_body = await self._get(MarketAppResource, object_name(spec.source, spec.app))
+        if app_body is None:
+            synced = source.status.revision is not None
+            raise Problem(
+                "AppNotFound",
+                f"App {spec.app} is not in the catalog of {spec.source}; check the name with "
+                f"`kubectl get marketapps -l kubemart.io/source={spec.source}`."
+                if synced
+                else f"MarketSource {spec.source} has not synced yet; the app will be looked up when it has.",
+                phase=Phase.PENDING,
+                stalled=synced,
+            )
+        market_app = MarketApp.model_validate(app_body)
+        version = self._resolve(app, market_app)
+        values = await self._values(app, body["metadata"]["namespace"])
+        if not await self._namespace_exists(namespace):
+            raise Problem(
+                "TargetNamespaceNotFound",
+                f"The target namespace {namespace} does not exist; create it or fix spec.targetNamespace.",
+                phase=Phase.PENDING,
+            )
+        digest = version.digest or f"unknown:{spec.source}/{spec.app}@{version.version}"
+        try:
+            history = await self.helm.history(release, namespace)
+        except KubeError as err:
+            raise Problem(
+                "ReleaseUnreadable", f"Helm's release records cannot be read: {err.message}"
+            ) from err
+        return Plan(
+            app=app,
+            source=source,
+            version=version,
+            values=values,
+            desired=Desired(version.version, digest, values_hash(chart_digest=digest, values=values)),
+            release=release,
+            namespace=namespace,
+            history=history,
+        )
+
+    def _resolve(self, app: AppInstall, market_app: MarketApp) -> AppVersion:
+        constraint = app.spec.version
+        if constraint:
+            try:
+                parse_constraint(constraint)
+            except InvalidConstraint as exc:
+                raise Problem(
+                    "InvalidVersion", f"{exc}; fix spec.version.", stalled=True, phase=Phase.FAILED
+                ) from exc
+        by_version = {v.version: v for v in market_app.spec.versions}
+        chosen = resolve_version(constraint, by_version)
+        if chosen is None:
+            known = ", ".join(list(by_version)[:8]) or "none"
+            raise Problem(
+                "NoMatchingVersion",
+                f"No version of {app.spec.app} matches {constraint or 'latest stable'} (catalog has: {known}); "
+                "change spec.version, or wait for the catalog to publish one.",
+                stalled=True,
+                phase=Phase.FAILED,
+            )
+        return by_version[chosen]
+
+    async def _values(self, app: AppInstall, namespace: str) -> dict[str, Any]:
+        layers: list[dict[str, Any]] = []
+        for ref in app.spec.values_from:
+            what = f"{ref.kind.value} {namespace}/{ref.name}"
+            try:
+                if ref.kind is ValuesSourceKind.CONFIG_MAP:
+                    data = await self.kube.read_configmap_data(ref.name, namespace)
+                else:
+                    data = await self.kube.read_secret_data(ref.name, namespace)
+            except KubeError as err:
+                raise Problem("ValuesSourceUnreadable", f"{what} cannot be read: {err.message}") from err
+            if data is None or ref.key not in data:
+                if ref.optional:
+                    continue
+                missing = what if data is None else f"key {ref.key} in {what}"
+                raise Problem(
+                    "ValuesSourceNotFound",
+                    f"{missing} named in spec.valuesFrom does not exist; create it or mark the entry optional.",
+                    phase=Phase.PENDING,
+                )
+            try:
+                layers.append(parse_values_document(data[ref.key], source=f"{what} key {ref.key}"))
+            except InvalidValues as exc:
+                raise Problem("InvalidValues", f"{exc}; fix it.", stalled=True, phase=Phase.FAILED) from exc
+        if app.spec.values:
+            layers.append(app.spec.values)
+        return merge_values(layers)
+
+    async def _namespace_exists(self, name: str) -> bool:
+        try:
+            return await self.kube.namespace_exists(name)
+        except KubeError as err:
+            if err.status == 403:
+                return True  # not allowed to look: let helm find out
+            raise Problem("ApiUnavailable", f"Reading namespace {name} failed: {err.message}") from err
+
+    async def _get(self, res: Any, name: str) -> Body | None:
+        try:
+            return await self.kube.get(res, name)
+        except KubeError as err:
+            raise Problem("ApiUnavailable", f"Reading {name} failed: {err.message}") from err
+
+    def _check_claim(self, app: AppInstall, body: Body, plan: Plan) -> None:
+        """Two AppInstalls may not own one release: the older one keeps it."""
+        if self.claims is None:
+            return
+        me = body["metadata"]
+        mine = (plan.namespace, plan.release)
+        rivals = []
+        for other in self.claims():
+            om = other["metadata"]
+            if om.get("uid") == me.get("uid") or om.get("deletionTimestamp"):
+                continue
+            ospec = other.get("spec") or {}
+            claim = (
+                ospec.get("targetNamespace") or om.get("namespace"),
+                ospec.get("releaseName") or om.get("name"),
+            )
+            if claim == mine:
+                rivals.append(other)
+        for other in rivals:
+            om = other["metadata"]
+            if (om.get("creationTimestamp", ""), om.get("uid", "")) < (
+                me.get("creationTimestamp", ""),
+                me.get("uid", ""),
+            ):
+                raise Problem(
+                    "ReleaseConflict",
+                    f"Release {plan.release} in namespace {plan.namespace} belongs to AppInstall "
+                    f"{om.get('namespace')}/{om.get('name')}; set a different spec.releaseName or targetNamespace.",
+                    stalled=True,
+                    phase=Phase.FAILED,
+                )
+
+    # --- act -----------------------------------------------------------------------------------
+
+    async def act(self, key: Key, body: Body, status: AppInstallStatus, plan: Plan, action: Action) -> Result:
+        spec = plan.app.spec
+        timeout = parse_duration(spec.timeout)
+        attempt = self.failures.get(key, 0) + 1
+        started = datetime.now(UTC)
+        from_version = status.installed_version
+        op_type = {Action.INSTALL: "install", Action.UPGRADE: "upgrade"}.get(action, "recover")
+        status.operation = Operation(
+            type=op_type,
+            phase="Running",
+            started_at=started,
+            attempt=attempt,
+            message=f"{op_type} {spec.app} {plan.version.version}",
+        )
+        status.phase = Phase.INSTALLING if action is Action.INSTALL else Phase.UPGRADING
+        progressing = f"Running helm {op_type} of {spec.app} {plan.version.version} (attempt {attempt})."
+        await self._write(body, status, Summary(None, "Progressing", progressing, reconciling=True))
+        events.normal(body, op_type.capitalize(), progressing)
+        try:
+            if action in (Action.UNLOCK_ROLLBACK, Action.UNLOCK_UNINSTALL):
+                await self._unlock(body, plan, action, timeout)
+                return Result(requeue_after=0)
+            chart = await self._chart(plan)
+            record = await self.helm.upgrade_install(
+                release=plan.release,
+                namespace=plan.namespace,
+                chart=chart,
+                values=plan.values,
+                timeout_seconds=timeout,
+                install=action is Action.INSTALL,
+                description=f"kubemart: {op_type} {spec.app} {plan.version.version}",
+            )
+        except asyncio.CancelledError:
+            status.operation = None
+            raise
+        except (HelmError, Problem) as err:
+            self.failures[key] = attempt
+            retries = (
+                spec.install.remediation.retries
+                if action is Action.INSTALL
+                else spec.upgrade.remediation.retries
+            )
+            exhausted = not getattr(err, "retryable", True) or attempt > retries
+            self._record(
+                status, op_type, from_version, plan.version.version, None, "Failed", started, err.message
+            )
+            status.operation = None
+            status.phase = Phase.FAILED
+            events.warning(body, err.reason, err.message)
+            if isinstance(err, HelmError) and err.retryable and exhausted:
+                summary = Summary(
+                    False,
+                    err.reason,
+                    err.message,
+                    stalled=True,
+                    stalled_reason="RetriesExhausted",
+                    stalled_message=(
+                        f"{op_type} failed {attempt} time(s), more than the {retries} retries allowed; fix the cause and "
+                        "set the annotation kubemart.io/reconcile-requested-at to any new value to retry."
+                    ),
+                )
+            else:
+                summary = Summary(False, err.reason, err.message, stalled=exhausted)
+            await self._write(body, status, summary)
+            return Result() if exhausted else Result(requeue_after=backoff(attempt))
+        self.failures.pop(key, None)
+        status.operation = None
+        status.phase = Phase.RUNNING
+        status.installed_version = plan.version.version
+        status.chart_digest = plan.desired.chart_digest
+        status.release_revision = record.revision
+        status.applied_hash = plan.desired.applied_hash
+        status.entrances = entrances_from(manifest_objects(record.manifest), plan.namespace)
+        verb = "Installed" if action is Action.INSTALL else "Upgraded"
+        message = (
+            f"{verb} {spec.app} {plan.version.version} as release {plan.release} revision {record.revision}."
+        )
+        self._record(
+            status,
+            op_type,
+            from_version,
+            plan.version.version,
+            record.revision,
+            "Succeeded",
+            started,
+            message,
+        )
+        await self._write(
+            body,
+            status,
+            Summary(True, "Succeeded", f"{spec.app} {plan.version.version} is installed and ready."),
+        )
+        events.normal(body, verb, message)
+        return Result(requeue_after=jittered(self.settings.resync_interval))
+
+    async def _chart(self, plan: Plan) -> Path:
+        auth = await source_auth(self.kube, plan.source)
+        urls = plan.version.urls
+        if not urls:
+            raise Problem(
+                "ChartDownloadFailed",
+                f"The catalog lists no download URL for {plan.app.spec.app} {plan.version.version}.",
+            )
+        url = chart_repo.resolve_chart_url(plan.source.spec.url, urls[0])
+        try:
+            async with chart_repo.make_client(auth=auth) as client:
+                return await chart_repo.download_chart(
+                    client,
+                    url,
+                    expected_digest=plan.version.digest,
+                    cache_dir=self.settings.chart_cache_dir,
+                    auth=chart_repo.chart_auth(plan.source.spec.url, url, auth),
+                )
+        except chart_repo.RepoError as err:
+            raise Problem("ChartDownloadFailed", err.message) from err
+
+    async def _unlock(self, body: Body, plan: Plan, action: Action, timeout_seconds: float) -> None:
+        """A release left pending by an operation that died: roll back, or clear it for a fresh install."""
+        current = plan.history.current
+        if action is Action.UNLOCK_ROLLBACK and plan.history.last_deployed is not None:
+            target = plan.history.last_deployed.revision
+            await self.helm.rollback(
+                release=plan.release, namespace=plan.namespace, revision=target, timeout_seconds=timeout_seconds
+            )
+            events.warning(
+                body,
+                "ReleaseUnlocked",
+                f"Release {plan.release} was stuck in {current.status if current else 'pending'}; rolled back to revision {target}.",
+            )
+        else:
+            await self.helm.uninstall(
+                release=plan.release, namespace=plan.namespace, timeout_seconds=timeout_seconds
+            )
+            events.warning(
+                body,
+                "ReleaseUnlocked",
+                f"Release {plan.release} was stuck in {current.status if current else 'pending'} with no good revision; "
+                "uninstalled it to install again.",
+            )
+
+    def _record(
+        self,
+        status: AppInstallStatus,
+        operation: str,
+        from_version: str | None,
+        to_version: str,
+        revision: int | None,
+        result: str,
+        started: datetime,
+        message: str,
+    ) -> None:
+        entry = HistoryEntry(
+            operation=operation,
+            from_version=from_version,
+            to_version=to_version,
+            revision=revision,
+            result=result,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            message=message,
+        )
+        status.history = [entry, *status.history][: self.settings.history_limit]
+
+    # --- problems, deletion, status ------------------------------------------------------------
+
+    async def _problem(self, key: Key, body: Body, status: AppInstallStatus, problem: Problem) -> Result:
+        failures = self.failures.get(key, 0) + 1
+        self.failures[key] = failures
+        status.phase = Phase(problem.phase) if problem.phase else Phase.FAILED
+        status.operation = None
+        changed = await self._write(
+            body, status, Summary(False, problem.reason, problem.message, stalled=problem.stalled)
+        )
+        if changed:
+            events.warning(body, problem.reason, problem.message)
+        if problem.stalled:
+            # Nothing to retry; a spec, catalog or values change wakes the object. Look again rarely.
+            return Result(requeue_after=jittered(self.settings.resync_interval))
+        return Result(requeue_after=backoff(failures))
+
+    async def _finalize(self, body: Body) -> Result:
+        meta = body["metadata"]
+        if FINALIZER not in (meta.get("finalizers") or []):
+            return Result()
+        spec = body.get("spec") or {}
+        namespace = spec.get("targetNamespace") or meta["namespace"]
+        release = spec.get("releaseName") or meta["name"]
+        status = AppInstallStatus.model_validate(body.get("status") or {})
+        conflict = False
+        try:
+            app = AppInstall.model_validate(body)
+            plan_release = (namespace, release)
+            conflict = self._claim_lost(app, body, plan_release)
+        except (ValidationError, Problem):
+            pass
+        if not conflict:
+            status.phase = Phase.UNINSTALLING
+            await self._write(
+                body,
+                status,
+                Summary(None, "Uninstalling", f"Uninstalling release {release}.", reconciling=True),
+            )
+            try:
+                timeout = parse_duration(spec.get("timeout") or "5m")
+                removed = await self.helm.uninstall(
+                    release=release, namespace=namespace, timeout_seconds=timeout
+                )
+            except HelmError as err:
+                events.warning(body, "UninstallFailed", err.message)
+                await self._write(body, status, Summary(False, "UninstallFailed", err.message))
+                key = (meta["namespace"], meta["name"])
+                self.failures[key] = self.failures.get(key, 0) + 1
+                return Result(requeue_after=backoff(self.failures[key]))
+            if removed:
+                events.normal(body, "Uninstalled", f"Uninstalled release {release} from {namespace}.")
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+        try:
+            await self.kube.merge_patch(
+                AppInstallResource,
+                meta["name"],
+                {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
+                namespace=meta["namespace"],
+            )
+        except KubeError as err:
+            if err.conflict:
+                return Result(requeue_after=0.5)  # changed meanwhile: the newest body comes with its event
+            raise
+        return Result()
+
+    def _claim_lost(self, app: AppInstall, body: Body, claim: tuple[str, str]) -> bool:
+        if self.claims is None:
+            return False
+        fake = Plan(app, None, None, {}, None, claim[1], claim[0], ReleaseHistory(()))  # type: ignore[arg-type]
+        try:
+            self._check_claim(app, body, fake)
+        except Problem:
+            return True
+        return False
+
+    async def _add_finalizer(self, body: Body) -> Body:
+        meta = body["metadata"]
+        patch = {
+            "metadata": {
+                "finalizers": [*(meta.get("finalizers") or []), FINALIZER],
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
+        updated = await self.kube.merge_patch(
+            AppInstallResource, meta["name"], patch, namespace=meta["namespace"]
+        )
+        return updated or body
+
+    async def _write(self, body: Body, status: AppInstallStatus | None, summary: Summary) -> bool:
+        """Patch status when anything but timestamps changed; True if the conditions changed."""
+        before = AppInstallStatus.model_validate(body.get("status") or {})
+        status = status or before.model_copy(deep=True)
+        generation = body["metadata"].get("generation")
+        status.observed_generation = generation
+        status.conditions = conditions_for(
+            summary, generation=generation, previous=before.conditions, now=datetime.now(UTC)
+        )
+        changed = not same_conditions(before.conditions, status.conditions)
+        if not changed and status.wire() == before.wire():
+            return False
+        patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
+        meta = body["metadata"]
+        try:
+            await self.kube.patch_status(AppInstallResource, meta["name"], patch, namespace=meta["namespace"])
+        except KubeError as err:
+            log.warning("status of %s/%s not written: %s", meta["namespace"], meta["name"], err.message)
+            return False
+        body["status"] = status.wire()  # the next write compares against what was written
+        return changed
+
+
+def _observed(plan: Plan, status: AppInstallStatus) -> Observed:
+    current = plan.history.current
+    return Observed(
+        release_status=current.status if current else None,
+        has_deployed_revision=plan.history.last_deployed is not None,
+        applied_hash=status.applied_hash,
+    )

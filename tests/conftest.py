@@ -1,0 +1,70 @@
+"""Fixtures: the real cluster (session), a fresh namespace per test, and the operator process."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from support.cluster import Cluster, start_cluster
+from support.operator_process import OperatorProcess
+
+_operator_log_key = pytest.StashKey[tuple[OperatorProcess, int]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Any test that reaches the cluster is marked, so `-m 'not cluster'` runs the fast unit tests alone.
+    for item in items:
+        if {"cluster", "namespace", "operator", "k8s"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    c = start_cluster()
+    os.environ["KUBECONFIG"] = str(c.kubeconfig)
+    return c
+
+
+@pytest.fixture(scope="session")
+def k8s(cluster: Cluster) -> client.ApiClient:
+    return cluster.api_client()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator[str]:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"t-{slug}-{uuid.uuid4().hex[:5]}"
+    core = client.CoreV1Api(k8s)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def operator_session(cluster: Cluster) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(cluster)
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def operator(request: pytest.FixtureRequest, operator_session: OperatorProcess) -> OperatorProcess:
+    """The shared operator; the part of its log written during a failing test is attached to it."""
+    request.node.stash[_operator_log_key] = (operator_session, operator_session.log_size())
+    return operator_session
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    entry = item.stash.get(_operator_log_key, None)
+    if entry is not None and report.failed:  # type: ignore[attr-defined]
+        op, since = entry
+        report.sections.append(("operator log", op.log(since)[-20000:]))  # type: ignore[attr-defined]
+    return report

@@ -1,0 +1,1 @@
+"""Test helpers shared by the suites: cluster access, waiting, the operator process."""

@@ -1,0 +1,81 @@
+"""The operator as a real process (`kubemart run`) against the cluster under test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from .cluster import Cluster
+from .wait import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    """One `kubemart run` process; its log goes to a file that tests can read and attach."""
+
+    def __init__(self, cluster: Cluster, *, extra_env: dict[str, str] | None = None) -> None:
+        self.cluster = cluster
+        self.health_port = free_port()
+        self.log_path = Path(tempfile.mkstemp(prefix="kubemart-operator-", suffix=".log")[1])
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 60) -> None:
+        env = self.cluster.env() | self.extra_env
+        env["PYTHONUNBUFFERED"] = "1"
+        exe = Path(sys.executable).with_name("kubemart")
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        wait_for(self.healthy, timeout=timeout, what="operator health endpoint")
+
+    def healthy(self) -> bool:
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"operator exited with {self.proc and self.proc.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self, since: int = 0) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self, *, timeout: float = 30) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+    def __del__(self) -> None:
+        if os.environ.get("KUBEMART_KEEP_LOGS") != "1":
+            self.log_path.unlink(missing_ok=True)
