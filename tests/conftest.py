@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from support.cluster import Cluster, start_cluster
+from support.cluster import ROOT, Cluster, start_cluster
+from support.kube import Objects
 from support.operator_process import OperatorProcess
+from support.repo import ChartRepo
 
 _operator_log_key = pytest.StashKey[tuple[OperatorProcess, int]]()
 
@@ -19,7 +21,7 @@ _operator_log_key = pytest.StashKey[tuple[OperatorProcess, int]]()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Any test that reaches the cluster is marked, so `-m 'not cluster'` runs the fast unit tests alone.
     for item in items:
-        if {"cluster", "namespace", "operator", "k8s"} & set(getattr(item, "fixturenames", ())):
+        if {"cluster", "namespace", "operator", "k8s", "crds", "objects"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.cluster)
 
 
@@ -46,8 +48,29 @@ def namespace(request: pytest.FixtureRequest, k8s: client.ApiClient) -> Iterator
 
 
 @pytest.fixture(scope="session")
-def operator_session(cluster: Cluster) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster)
+def crds(cluster: Cluster) -> None:
+    """The generated CRDs, applied server-side and Established."""
+    cluster.run("kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    cluster.run("kubectl", "wait", "--for=condition=Established", "--timeout=60s", "-f", str(ROOT / "crds"))
+
+
+@pytest.fixture(scope="session")
+def objects(k8s: client.ApiClient, crds: None) -> Objects:
+    return Objects(k8s)
+
+
+@pytest.fixture
+def chart_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepo]:
+    repo = ChartRepo(tmp_path_factory.mktemp("repo"))
+    yield repo
+    repo.close()
+
+
+@pytest.fixture(scope="session")
+def operator_session(
+    cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(cluster, extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path_factory.mktemp("charts"))})
     op.start()
     yield op
     op.stop()

@@ -10,6 +10,14 @@ import kopf
 from kubemart import __version__
 
 
+class _QuietEventHandlers(logging.Filter):
+    """Drops kopf's line for each watch event handled: they only feed the reconcile loops."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Handler '") and "_event' succeeded" in msg)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="kubemart")
 def main() -> None:
@@ -38,6 +46,10 @@ def run(namespaces: tuple[str, ...], liveness_endpoint: str, verbose: bool) -> N
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
     )
+    # Health probes, every API request and every watch event handled are not news.
+    for noisy in ("aiohttp.access", "httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").addFilter(_QuietEventHandlers())
     # Importing the handlers registers them with kopf's default registry.
     from kubemart import handlers  # noqa: F401
 

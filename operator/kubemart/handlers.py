@@ -12,11 +12,13 @@ from typing import Any
 import kopf
 
 from kubemart import __version__
+from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Kube
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.settings import Settings
+from kubemart.services.appinstall import AppInstalls
 from kubemart.services.catalog_sync import CatalogSync
 
 
@@ -33,20 +35,83 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.kube = kube
     memo.catalog = CatalogSync(kube, cfg)
     memo.sources = Controller("marketsource", memo.catalog.reconcile)
+    memo.catalog.remember = memo.sources.record
+    memo.helm = Helm(kube, executable=cfg.helm_binary, max_concurrent=cfg.max_concurrent_helm)
+    memo.installs = AppInstalls(kube, memo.helm, cfg)
+    memo.apps = Controller("appinstall", memo.installs.reconcile)
+    memo.installs.claims = lambda: list(memo.apps.latest().values())
+    memo.installs.remember = memo.apps.record
     logger.info("kubemart operator %s started", __version__)
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     await memo.sources.close()
+    await memo.apps.close()
     await memo.kube.close()
     logger.info("kubemart operator stopped")
 
 
 @kopf.on.event(GROUP, VERSION, "marketsources")
-def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     obj: dict[str, Any] = dict(event["object"])
     if event["type"] == "DELETED":
         memo.sources.forget(key_of(obj))
         return
     memo.sources.observe(obj, wake=needs_reconcile(obj))
+
+
+@kopf.on.event(GROUP, VERSION, "appinstalls")
+async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    obj: dict[str, Any] = dict(event["object"])
+    if event["type"] == "DELETED":
+        memo.apps.forget(key_of(obj))
+        # A release this object held may now be free for a rival that was refused it.
+        memo.apps.wake(k for k, b in memo.apps.latest().items() if _reason(b) == "ReleaseConflict")
+        return
+    memo.apps.observe(obj, wake=needs_reconcile(obj))
+
+
+@kopf.on.event(GROUP, VERSION, "marketapps")
+async def marketapp_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A catalog entry changed: the AppInstalls of that app may resolve to another version."""
+    spec = event["object"].get("spec") or {}
+    wanted = (spec.get("source"), spec.get("app"))
+    memo.apps.wake(
+        k
+        for k, b in memo.apps.latest().items()
+        if ((b.get("spec") or {}).get("source"), (b.get("spec") or {}).get("app")) == wanted
+    )
+
+
+def _values_event(kind: str, event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    meta = event["object"].get("metadata") or {}
+    namespace, name = meta.get("namespace"), meta.get("name")
+    memo.apps.wake(
+        k
+        for k, b in memo.apps.latest().items()
+        if k[0] == namespace
+        and any(
+            r.get("kind") == kind and r.get("name") == name
+            for r in (b.get("spec") or {}).get("valuesFrom") or []
+        )
+    )
+
+
+@kopf.on.event("v1", "configmaps")
+async def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A ConfigMap named in some valuesFrom changed: its apps recompute their values."""
+    _values_event("ConfigMap", event, memo)
+
+
+@kopf.on.event("v1", "secrets")
+async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A Secret named in some valuesFrom changed: its apps recompute their values."""
+    _values_event("Secret", event, memo)
+
+
+def _reason(body: dict[str, Any]) -> str | None:
+    for c in (body.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("reason"))
+    return None

@@ -40,6 +40,14 @@ def backoff(failures: int, *, base: float = 2.0, cap: float = 300.0) -> float:
     return jittered(min(cap, base * (2 ** max(0, failures - 1))), 0.2)
 
 
+def _rv(body: Body) -> int:
+    # resourceVersions are opaque, but etcd-backed servers issue increasing integers.
+    try:
+        return int(body.get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 def key_of(body: Body) -> Key:
     meta = body.get("metadata", {})
     return (meta.get("namespace") or "", meta["name"])
@@ -63,12 +71,26 @@ class Controller:
         if self._closed:
             return
         key = key_of(body)
-        self._latest[key] = body
+        if not self.record(body):
+            return
         if key not in self._workers:
             self._wake[key] = asyncio.Event()
             self._workers[key] = asyncio.create_task(self._worker(key), name=f"{self.name}:{key[0]}/{key[1]}")
         elif wake:
             self._wake[key].set()
+
+    def record(self, body: Body) -> bool:
+        """Keep `body` as the newest unless a newer one is known; False if it was stale.
+
+        A reconcile feeds back what it wrote, so that the next reconcile never works from a body
+        older than its own last write (the watch event for that write may still be on its way).
+        """
+        key = key_of(body)
+        known = self._latest.get(key)
+        if known is not None and _rv(known) > _rv(body):
+            return False
+        self._latest[key] = body
+        return True
 
     def forget(self, key: Key) -> None:
         """The object is gone: stop its loop."""

@@ -76,6 +76,8 @@ class AppInstalls:
     settings: Settings
     claims: Any = None
     """Callable returning every AppInstall body the operator knows, to find release conflicts."""
+    remember: Any = None
+    """Callable taking a body the operator just wrote, so that the loop never reconciles an older one."""
     failures: dict[Key, int] = field(default_factory=dict)
 
     # --- the loop ------------------------------------------------------------------------------
@@ -403,7 +405,10 @@ class AppInstalls:
         if action is Action.UNLOCK_ROLLBACK and plan.history.last_deployed is not None:
             target = plan.history.last_deployed.revision
             await self.helm.rollback(
-                release=plan.release, namespace=plan.namespace, revision=target, timeout_seconds=timeout_seconds
+                release=plan.release,
+                namespace=plan.namespace,
+                revision=target,
+                timeout_seconds=timeout_seconds,
             )
             events.warning(
                 body,
@@ -548,12 +553,22 @@ class AppInstalls:
         patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
         meta = body["metadata"]
         try:
-            await self.kube.patch_status(AppInstallResource, meta["name"], patch, namespace=meta["namespace"])
+            updated = await self.kube.patch_status(
+                AppInstallResource, meta["name"], patch, namespace=meta["namespace"]
+            )
         except KubeError as err:
             log.warning("status of %s/%s not written: %s", meta["namespace"], meta["name"], err.message)
             return False
-        body["status"] = status.wire()  # the next write compares against what was written
+        if updated is not None:
+            # The next write of this reconcile compares against what was written.
+            body["status"] = updated.get("status") or {}
+            body["metadata"] = updated["metadata"]
+            self._remember(updated)
         return changed
+
+    def _remember(self, body: Body) -> None:
+        if self.remember is not None:
+            self.remember(body)
 
 
 def _observed(plan: Plan, status: AppInstallStatus) -> Observed:

@@ -46,6 +46,8 @@ class CatalogSync:
     failures: dict[Key, int] = field(default_factory=dict)
     writes: int = 0
     """MarketApp writes and deletes made since start (benchmarks read it)."""
+    remember: Any = None
+    """Callable taking a body the operator just wrote, so that the loop never reconciles an older one."""
 
     async def reconcile(self, key: Key, body: Body) -> Result:
         meta = body.get("metadata", {})
@@ -222,7 +224,9 @@ class CatalogSync:
             return False
         # The full status, replacing lists; fields set back to None are cleared by the merge patch.
         patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
-        await self.kube.patch_status(MarketSourceResource, body["metadata"]["name"], patch)
+        updated = await self.kube.patch_status(MarketSourceResource, body["metadata"]["name"], patch)
+        if updated is not None and self.remember is not None:
+            self.remember(updated)
         return ready_changed
 
 

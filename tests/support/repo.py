@@ -1,0 +1,174 @@
+"""A real Helm chart repository served over HTTP on 127.0.0.1, built with the real helm CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .cluster import BIN
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "charts" / "hello" / "templates"
+
+
+@dataclass
+class RequestLog:
+    entries: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, method: str, path: str, headers: Mapping[str, str]) -> None:
+        with self.lock:
+            self.entries.append((method, path, dict(headers)))
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [p for _, p, _ in self.entries]
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.log.add("GET", self.path, dict(self.headers))
+        if self.server.fail_with:
+            self.send_error(self.server.fail_with)
+            return
+        if self.server.garbage and self.path.endswith("index.yaml"):
+            body = b"{{ this is not an index"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def _index_etag(self) -> str | None:
+        target = Path(self.server.root) / "index.yaml"
+        if not self.path.endswith("index.yaml") or not target.exists():
+            return None
+        return '"' + hashlib.sha256(target.read_bytes()).hexdigest()[:16] + '"'
+
+    def end_headers(self) -> None:
+        # An ETag from the content, so that conditional requests work as with real repositories.
+        etag = self._index_etag()
+        if etag:
+            self.send_header("ETag", etag)
+        super().end_headers()
+
+    def send_head(self) -> Any:
+        etag = self._index_etag()
+        if etag and self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.end_headers()
+            return None
+        return super().send_head()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    root: str
+    log: RequestLog
+    fail_with: int | None = None
+    garbage: bool = False
+
+
+class ChartRepo:
+    """Charts made from parameters, packaged with `helm package`, indexed with `helm repo index`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.src = root / "src"
+        self.public = root / "public"
+        self.public.mkdir(parents=True)
+        self.src.mkdir()
+        self._server = _Server(("127.0.0.1", 0), partial(_Handler, directory=str(self.public)))
+        self._server.root = str(self.public)
+        self._server.log = RequestLog()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.reindex()
+
+    @property
+    def log(self) -> RequestLog:
+        return self._server.log
+
+    def fail(self, status: int | None) -> None:
+        self._server.fail_with = status
+
+    def serve_garbage(self, on: bool) -> None:
+        self._server.garbage = on
+
+    def add_chart(
+        self,
+        name: str,
+        version: str,
+        *,
+        annotations: Mapping[str, str] | None = None,
+        values: Mapping[str, Any] | None = None,
+        schema: Mapping[str, Any] | None = None,
+        description: str = "A test app",
+        extra_templates: Mapping[str, str] | None = None,
+        reindex: bool = True,
+    ) -> Path:
+        chart = self.src / f"{name}-{version}" / name
+        (chart / "templates").mkdir(parents=True)
+        meta: dict[str, Any] = {
+            "apiVersion": "v2",
+            "name": name,
+            "version": version,
+            "appVersion": version,
+            "description": description,
+            "keywords": ["test", name],
+        }
+        if annotations:
+            meta["annotations"] = dict(annotations)
+        (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
+        base = {"replicaCount": 1, "image": f"registry.invalid/{name}:{version}", "message": "hello"}
+        (chart / "values.yaml").write_text(yaml.safe_dump({**base, **(values or {})}))
+        if schema is not None:
+            (chart / "values.schema.json").write_text(json.dumps(schema))
+        for t in TEMPLATES.iterdir():
+            shutil.copy(t, chart / "templates" / t.name)
+        for fname, text in (extra_templates or {}).items():
+            (chart / "templates" / fname).write_text(text)
+        subprocess.run([str(BIN / "helm"), "package", str(chart), "-d", str(self.public)], check=True, capture_output=True)
+        if reindex:
+            self.reindex()
+        return self.public / f"{name}-{version}.tgz"
+
+    def remove_chart(self, name: str, version: str | None = None) -> None:
+        for tgz in self.public.glob(f"{name}-*.tgz"):
+            if version is None or tgz.name == f"{name}-{version}.tgz":
+                tgz.unlink()
+        self.reindex()
+
+    def reindex(self) -> None:
+        index = self.public / "index.yaml"
+        index.unlink(missing_ok=True)
+        subprocess.run(
+            [str(BIN / "helm"), "repo", "index", str(self.public), "--url", self.url], check=True, capture_output=True
+        )
+        # helm stamps `generated:` with the time; drop it so an unchanged repo serves identical bytes.
+        doc = yaml.safe_load(index.read_text())
+        doc.pop("generated", None)
+        for entries in doc.get("entries", {}).values():
+            for e in entries:
+                e.pop("created", None)
+        index.write_text(yaml.safe_dump(doc))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
