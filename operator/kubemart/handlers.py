@@ -20,6 +20,7 @@ from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.settings import Settings
 from kubemart.services.appinstall import AppInstalls
 from kubemart.services.catalog_sync import CatalogSync
+from kubemart.services.events import EventRecorder
 
 
 @kopf.on.startup()
@@ -33,12 +34,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     kube = Kube.from_environment()
     memo.settings = cfg
     memo.kube = kube
-    memo.catalog = CatalogSync(kube, cfg)
-    memo.sources = Controller("marketsource", memo.catalog.reconcile)
+    memo.events = EventRecorder(kube)
+    memo.catalog = CatalogSync(kube, cfg, memo.events)
+    memo.sources = Controller("marketsource", memo.catalog.reconcile, needs=needs_reconcile)
     memo.catalog.remember = memo.sources.record
     memo.helm = Helm(kube, executable=cfg.helm_binary, max_concurrent=cfg.max_concurrent_helm)
-    memo.installs = AppInstalls(kube, memo.helm, cfg)
-    memo.apps = Controller("appinstall", memo.installs.reconcile)
+    memo.installs = AppInstalls(kube, memo.helm, cfg, memo.events)
+    memo.apps = Controller("appinstall", memo.installs.reconcile, needs=needs_reconcile)
     memo.installs.claims = lambda: list(memo.apps.latest().values())
     memo.installs.remember = memo.apps.record
     logger.info("kubemart operator %s started", __version__)
@@ -48,6 +50,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
 async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     await memo.sources.close()
     await memo.apps.close()
+    await memo.events.close()
     await memo.kube.close()
     logger.info("kubemart operator stopped")
 
@@ -58,7 +61,7 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     if event["type"] == "DELETED":
         memo.sources.forget(key_of(obj))
         return
-    memo.sources.observe(obj, wake=needs_reconcile(obj))
+    memo.sources.observe(obj)
 
 
 @kopf.on.event(GROUP, VERSION, "appinstalls")
@@ -69,7 +72,7 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
         # A release this object held may now be free for a rival that was refused it.
         memo.apps.wake(k for k, b in memo.apps.latest().items() if _reason(b) == "ReleaseConflict")
         return
-    memo.apps.observe(obj, wake=needs_reconcile(obj))
+    memo.apps.observe(obj)
 
 
 @kopf.on.event(GROUP, VERSION, "marketapps")

@@ -43,6 +43,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if self.server.fail_with:
             self.send_error(self.server.fail_with)
             return
+        if self.server.fail_charts and self.path.endswith(".tgz"):
+            self.send_error(self.server.fail_charts)
+            return
         if self.server.garbage and self.path.endswith("index.yaml"):
             body = b"{{ this is not an index"
             self.send_response(200)
@@ -81,6 +84,7 @@ class _Server(http.server.ThreadingHTTPServer):
     root: str
     log: RequestLog
     fail_with: int | None = None
+    fail_charts: int | None = None
     garbage: bool = False
 
 
@@ -107,6 +111,9 @@ class ChartRepo:
 
     def fail(self, status: int | None) -> None:
         self._server.fail_with = status
+
+    def fail_chart_downloads(self, status: int | None) -> None:
+        self._server.fail_charts = status
 
     def serve_garbage(self, on: bool) -> None:
         self._server.garbage = on

@@ -113,6 +113,13 @@ class Kube:
         except (ApiError, httpx2.HTTPError) as exc:
             raise _translate(exc) from exc
 
+    async def create(self, res: Any, body: Body, *, namespace: str | None = None) -> Body:
+        obj = res.from_dict(body) if hasattr(res, "from_dict") else body
+        try:
+            return _to_dict(await self._api.create(obj, namespace=namespace))
+        except (ApiError, httpx2.HTTPError) as exc:
+            raise _translate(exc) from exc
+
     async def delete(self, res: Any, name: str, namespace: str | None = None) -> bool:
         """Delete; False when it was already gone."""
         try:

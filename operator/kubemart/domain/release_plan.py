@@ -17,7 +17,10 @@ class Action(StrEnum):
     UNLOCK_ROLLBACK = "unlock-rollback"
     """A release left pending by a dead operation, with a good revision to go back to."""
     UNLOCK_UNINSTALL = "unlock-uninstall"
-    """A release left pending by a dead install: nothing good to go back to."""
+    """A release with no good revision (a failed or dead first install): uninstall it, then install afresh.
+
+    Helm cannot repair a failed first install by upgrading it: its three-way merge starts from the
+    failed manifest and leaves the broken fields in place. Flux remediates the same way."""
 
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
@@ -55,5 +58,5 @@ def decide(desired: Desired, observed: Observed) -> Action:
     if status == "deployed" and observed.applied_hash == desired.applied_hash:
         return Action.NONE
     if status == "failed" and not observed.has_deployed_revision:
-        return Action.INSTALL  # helm upgrade --install replaces a failed first install
+        return Action.UNLOCK_UNINSTALL
     return Action.UPGRADE

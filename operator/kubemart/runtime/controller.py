@@ -8,7 +8,6 @@ never runs twice concurrently for one key, and the newest body is always the one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Coroutine, Iterable
@@ -54,9 +53,18 @@ def key_of(body: Body) -> Key:
 
 
 class Controller:
-    def __init__(self, name: str, reconcile: ReconcileFn, *, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        reconcile: ReconcileFn,
+        *,
+        needs: Callable[[Body], bool],
+        logger: logging.Logger | None = None,
+    ) -> None:
         self.name = name
         self._reconcile = reconcile
+        self._needs = needs
+        self._forced: set[Key] = set()
         self._log = logger or logging.getLogger(f"kubemart.{name}")
         self._latest: dict[Key, Body] = {}
         self._wake: dict[Key, asyncio.Event] = {}
@@ -66,8 +74,12 @@ class Controller:
 
     # --- fed by watch events -------------------------------------------------------------------
 
-    def observe(self, body: Body, *, wake: bool) -> None:
-        """Record the newest body; reconcile it now if `wake` (or if it was never seen)."""
+    def observe(self, body: Body) -> None:
+        """Record the newest body from a watch event; reconcile it if `needs` says it asks for it.
+
+        `needs` is asked when the worker wakes, of the newest body known then: an event that is
+        only the echo of the operator's own write does not cause another reconcile.
+        """
         if self._closed:
             return
         key = key_of(body)
@@ -76,19 +88,19 @@ class Controller:
         if key not in self._workers:
             self._wake[key] = asyncio.Event()
             self._workers[key] = asyncio.create_task(self._worker(key), name=f"{self.name}:{key[0]}/{key[1]}")
-        elif wake:
+        else:
             self._wake[key].set()
 
     def record(self, body: Body) -> bool:
-        """Keep `body` as the newest unless a newer one is known; False if it was stale.
+        """Keep `body` as the newest unless it is not newer than the one known; False if so.
 
         A reconcile feeds back what it wrote, so that the next reconcile never works from a body
         older than its own last write (the watch event for that write may still be on its way).
         """
         key = key_of(body)
         known = self._latest.get(key)
-        if known is not None and _rv(known) > _rv(body):
-            return False
+        if known is not None and _rv(known) >= _rv(body):
+            return False  # older, or the echo of a write already recorded
         self._latest[key] = body
         return True
 
@@ -101,8 +113,10 @@ class Controller:
             worker.cancel()
 
     def wake(self, keys: Iterable[Key]) -> None:
+        """Reconcile these now, whatever their bodies say (something they depend on changed)."""
         for key in keys:
             if key in self._wake:
+                self._forced.add(key)
                 self._wake[key].set()
 
     def cancel_current(self, key: Key) -> bool:
@@ -122,16 +136,31 @@ class Controller:
 
     # --- the loop ------------------------------------------------------------------------------
 
+    async def _wait(self, key: Key, delay: float | None) -> None:
+        """Until the delay is over, something forced a reconcile, or the newest body needs one."""
+        wake = self._wake[key]
+        loop = asyncio.get_running_loop()
+        deadline = None if delay is None else loop.time() + delay
+        while True:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=remaining)
+            except TimeoutError:
+                return
+            wake.clear()
+            if key in self._forced:
+                self._forced.discard(key)
+                return
+            body = self._latest.get(key)
+            if body is None or self._needs(body):
+                return
+
     async def _worker(self, key: Key) -> None:
         delay: float | None = 0.0
-        wake = self._wake[key]
         while True:
-            if delay is None:
-                await wake.wait()
-            elif delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
-            wake.clear()
+            await self._wait(key, delay)
             body = self._latest.get(key)
             if body is None:
                 return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from kubemart.models.marketapp import AppVersion, MarketApp
 from kubemart.models.marketsource import MarketSource
 from kubemart.runtime.controller import Key, Result, backoff, jittered
 from kubemart.runtime.settings import Settings
-from kubemart.services import events
+from kubemart.services.events import EventRecorder
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
 
@@ -67,6 +67,8 @@ class Plan:
     release: str
     namespace: str
     history: ReleaseHistory
+    chart: Path = Path()
+    """The downloaded chart archive; set only when an install or upgrade is due."""
 
 
 @dataclass
@@ -74,6 +76,7 @@ class AppInstalls:
     kube: Kube
     helm: Helm
     settings: Settings
+    events: EventRecorder
     claims: Any = None
     """Callable returning every AppInstall body the operator knows, to find release conflicts."""
     remember: Any = None
@@ -130,6 +133,11 @@ class AppInstalls:
                 ),
             )
             return Result(requeue_after=jittered(self.settings.resync_interval))
+        if in_sync in (Action.INSTALL, Action.UPGRADE):
+            try:
+                plan = replace(plan, chart=await self._chart(plan))
+            except Problem as problem:
+                return await self._problem(key, body, status, problem)
         return await self.act(key, body, status, plan, in_sync)
 
     # --- observe -------------------------------------------------------------------------------
@@ -300,16 +308,15 @@ class AppInstalls:
         status.phase = Phase.INSTALLING if action is Action.INSTALL else Phase.UPGRADING
         progressing = f"Running helm {op_type} of {spec.app} {plan.version.version} (attempt {attempt})."
         await self._write(body, status, Summary(None, "Progressing", progressing, reconciling=True))
-        events.normal(body, op_type.capitalize(), progressing)
+        self.events.normal(body, op_type.capitalize(), progressing)
         try:
             if action in (Action.UNLOCK_ROLLBACK, Action.UNLOCK_UNINSTALL):
                 await self._unlock(body, plan, action, timeout)
                 return Result(requeue_after=0)
-            chart = await self._chart(plan)
             record = await self.helm.upgrade_install(
                 release=plan.release,
                 namespace=plan.namespace,
-                chart=chart,
+                chart=plan.chart,
                 values=plan.values,
                 timeout_seconds=timeout,
                 install=action is Action.INSTALL,
@@ -318,21 +325,21 @@ class AppInstalls:
         except asyncio.CancelledError:
             status.operation = None
             raise
-        except (HelmError, Problem) as err:
+        except HelmError as err:
             self.failures[key] = attempt
             retries = (
                 spec.install.remediation.retries
                 if action is Action.INSTALL
                 else spec.upgrade.remediation.retries
             )
-            exhausted = not getattr(err, "retryable", True) or attempt > retries
+            exhausted = not err.retryable or attempt > retries
             self._record(
                 status, op_type, from_version, plan.version.version, None, "Failed", started, err.message
             )
             status.operation = None
             status.phase = Phase.FAILED
-            events.warning(body, err.reason, err.message)
-            if isinstance(err, HelmError) and err.retryable and exhausted:
+            self.events.warning(body, err.reason, err.message)
+            if err.retryable and exhausted:
                 summary = Summary(
                     False,
                     err.reason,
@@ -375,7 +382,7 @@ class AppInstalls:
             status,
             Summary(True, "Succeeded", f"{spec.app} {plan.version.version} is installed and ready."),
         )
-        events.normal(body, verb, message)
+        self.events.normal(body, verb, message)
         return Result(requeue_after=jittered(self.settings.resync_interval))
 
     async def _chart(self, plan: Plan) -> Path:
@@ -397,11 +404,12 @@ class AppInstalls:
                     auth=chart_repo.chart_auth(plan.source.spec.url, url, auth),
                 )
         except chart_repo.RepoError as err:
-            raise Problem("ChartDownloadFailed", err.message) from err
+            raise Problem("ChartDownloadFailed", f"{err.message} Will retry.", phase=Phase.PENDING) from err
 
     async def _unlock(self, body: Body, plan: Plan, action: Action, timeout_seconds: float) -> None:
-        """A release left pending by an operation that died: roll back, or clear it for a fresh install."""
+        """A release left pending by an operation that died, or failed with no good revision: recover it."""
         current = plan.history.current
+        state = current.status if current else "pending"
         if action is Action.UNLOCK_ROLLBACK and plan.history.last_deployed is not None:
             target = plan.history.last_deployed.revision
             await self.helm.rollback(
@@ -410,21 +418,20 @@ class AppInstalls:
                 revision=target,
                 timeout_seconds=timeout_seconds,
             )
-            events.warning(
+            self.events.warning(
                 body,
-                "ReleaseUnlocked",
-                f"Release {plan.release} was stuck in {current.status if current else 'pending'}; rolled back to revision {target}.",
+                "ReleaseRecovered",
+                f"Release {plan.release} was stuck in {state}; rolled back to revision {target}.",
             )
-        else:
-            await self.helm.uninstall(
-                release=plan.release, namespace=plan.namespace, timeout_seconds=timeout_seconds
-            )
-            events.warning(
-                body,
-                "ReleaseUnlocked",
-                f"Release {plan.release} was stuck in {current.status if current else 'pending'} with no good revision; "
-                "uninstalled it to install again.",
-            )
+            return
+        await self.helm.uninstall(
+            release=plan.release, namespace=plan.namespace, timeout_seconds=timeout_seconds
+        )
+        self.events.normal(
+            body,
+            "ReleaseRecovered",
+            f"Release {plan.release} was {state} with no good revision; uninstalled it to install afresh.",
+        )
 
     def _record(
         self,
@@ -460,7 +467,7 @@ class AppInstalls:
             body, status, Summary(False, problem.reason, problem.message, stalled=problem.stalled)
         )
         if changed:
-            events.warning(body, problem.reason, problem.message)
+            self.events.warning(body, problem.reason, problem.message)
         if problem.stalled:
             # Nothing to retry; a spec, catalog or values change wakes the object. Look again rarely.
             return Result(requeue_after=jittered(self.settings.resync_interval))
@@ -494,13 +501,13 @@ class AppInstalls:
                     release=release, namespace=namespace, timeout_seconds=timeout
                 )
             except HelmError as err:
-                events.warning(body, "UninstallFailed", err.message)
+                self.events.warning(body, "UninstallFailed", err.message)
                 await self._write(body, status, Summary(False, "UninstallFailed", err.message))
                 key = (meta["namespace"], meta["name"])
                 self.failures[key] = self.failures.get(key, 0) + 1
                 return Result(requeue_after=backoff(self.failures[key]))
             if removed:
-                events.normal(body, "Uninstalled", f"Uninstalled release {release} from {namespace}.")
+                self.events.normal(body, "Uninstalled", f"Uninstalled release {release} from {namespace}.")
         finalizers = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
         try:
             await self.kube.merge_patch(

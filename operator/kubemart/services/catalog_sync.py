@@ -32,7 +32,7 @@ from kubemart.models.marketsource import MarketSource, MarketSourceStatus, Sourc
 from kubemart.models.resource import API_VERSION
 from kubemart.runtime.controller import Key, Result, backoff, jittered
 from kubemart.runtime.settings import Settings
-from kubemart.services import events
+from kubemart.services.events import EventRecorder
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
 
@@ -43,6 +43,7 @@ log = logging.getLogger("kubemart.catalog")
 class CatalogSync:
     kube: Kube
     settings: Settings
+    events: EventRecorder
     failures: dict[Key, int] = field(default_factory=dict)
     writes: int = 0
     """MarketApp writes and deletes made since start (benchmarks read it)."""
@@ -92,7 +93,7 @@ class CatalogSync:
             summary = Summary(False, problem.reason, problem.message, stalled=problem.stalled)
             changed = await self._write_status(body, status, summary)
             if changed:
-                events.warning(body, problem.reason, problem.message)
+                self.events.warning(body, problem.reason, problem.message)
             if problem.stalled:
                 return Result()
             return Result(requeue_after=min(backoff(failures), parse_duration(source.spec.interval)))
@@ -132,13 +133,13 @@ class CatalogSync:
         status.last_modified = fetched.last_modified
         status.app_count = len(catalog.entries)
         if written or deleted:
-            events.normal(
+            self.events.normal(
                 body,
                 "CatalogSynced",
                 f"{len(catalog.entries)} apps from {source.spec.url}: {written} written, {deleted} removed.",
             )
         if catalog.skipped:
-            events.warning(
+            self.events.warning(
                 body,
                 "ChartsSkipped",
                 f"{len(catalog.skipped)} charts were left out: " + "; ".join(catalog.skipped[:5]),
