@@ -25,14 +25,16 @@ cluster: tools
 	hack/cluster.sh up
 
 cluster-down:
+	-test -f .cluster/demo-repo.pid && kill $$(cat .cluster/demo-repo.pid) 2>/dev/null
 	hack/cluster.sh down
 
 # crds/ is generated from the pydantic models; a test fails when it is stale.
 crds: venv
 	$(PY) -m kubemart.models.crd crds
 
+# The operator in the foreground, with the demo catalog served, registered and one app installed.
 run: setup cluster
-	KUBECONFIG=$(KUBECONFIG_LOCAL) $(VENV)/bin/kubemart run
+	KUBECONFIG=$(KUBECONFIG_LOCAL) hack/demo.sh run
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests

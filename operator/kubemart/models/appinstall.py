@@ -23,6 +23,8 @@ from kubemart.models.resource import (
 # The operator parses the range fully and answers InvalidVersion; this only keeps out garbage.
 VERSION_PATTERN = r"^[0-9A-Za-z.*^~<>=!|, +-]+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Nested option objects default to {} so that the API server fills in their own defaults.
+_EMPTY_DEFAULT: JsonDict = {"default": {}}
 
 
 class ValuesSourceKind(StrEnum):
@@ -63,14 +65,20 @@ class UpgradeRemediation(Model):
 class InstallOptions(Model):
     """How to install."""
 
-    remediation: Remediation = Field(default_factory=Remediation, description="Retries of a failed install.")
+    remediation: Remediation = Field(
+        default_factory=Remediation,
+        description="Retries of a failed install.",
+        json_schema_extra=_EMPTY_DEFAULT,
+    )
 
 
 class UpgradeOptions(Model):
     """How to upgrade."""
 
     remediation: UpgradeRemediation = Field(
-        default_factory=UpgradeRemediation, description="Retries and strategy for a failed upgrade."
+        default_factory=UpgradeRemediation,
+        description="Retries and strategy for a failed upgrade.",
+        json_schema_extra=_EMPTY_DEFAULT,
     )
 
 
@@ -140,9 +148,15 @@ class AppInstallSpec(Model):
     stopped: bool = Field(
         default=False, description="Scale the app's workloads to zero; false restores them."
     )
-    install: InstallOptions = Field(default_factory=InstallOptions, description="Install options.")
-    upgrade: UpgradeOptions = Field(default_factory=UpgradeOptions, description="Upgrade options.")
-    drift_detection: DriftDetection = Field(default_factory=DriftDetection, description="Status correction.")
+    install: InstallOptions = Field(
+        default_factory=InstallOptions, description="Install options.", json_schema_extra=_EMPTY_DEFAULT
+    )
+    upgrade: UpgradeOptions = Field(
+        default_factory=UpgradeOptions, description="Upgrade options.", json_schema_extra=_EMPTY_DEFAULT
+    )
+    drift_detection: DriftDetection = Field(
+        default_factory=DriftDetection, description="Status correction.", json_schema_extra=_EMPTY_DEFAULT
+    )
 
 
 class Phase(StrEnum):
