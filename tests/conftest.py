@@ -10,10 +10,12 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from support.apps import SCHEMA, create_source
 from support.cluster import ROOT, Cluster, start_cluster
-from support.kube import Objects
+from support.kube import Objects, ready
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
+from support.wait import wait_for
 
 _operator_log_key = pytest.StashKey[tuple[OperatorProcess, int]]()
 
@@ -21,7 +23,9 @@ _operator_log_key = pytest.StashKey[tuple[OperatorProcess, int]]()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Any test that reaches the cluster is marked, so `-m 'not cluster'` runs the fast unit tests alone.
     for item in items:
-        if {"cluster", "namespace", "operator", "k8s", "crds", "objects"} & set(getattr(item, "fixturenames", ())):
+        if {"cluster", "namespace", "operator", "k8s", "crds", "objects"} & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.cluster)
 
 
@@ -70,7 +74,9 @@ def chart_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChartRepo]:
 def operator_session(
     cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster, extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path_factory.mktemp("charts"))})
+    op = OperatorProcess(
+        cluster, extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path_factory.mktemp("charts"))}
+    )
     op.start()
     yield op
     op.stop()
@@ -91,3 +97,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         op, since = entry
         report.sections.append(("operator log", op.log(since)[-20000:]))  # type: ignore[attr-defined]
     return report
+
+
+@pytest.fixture
+def catalog(objects: Objects, operator: OperatorProcess, chart_repo: ChartRepo) -> Iterator[str]:
+    """A synced source with `hello` 0.1.0 and 0.2.0 (with a values schema)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    chart_repo.add_chart("hello", "0.1.0", schema=SCHEMA, reindex=False)
+    chart_repo.add_chart("hello", "0.2.0", schema=SCHEMA)
+    create_source(objects, name, chart_repo.url)
+    wait_for(lambda: ready(objects.get("marketsources", name)), timeout=60, what="source Ready")
+    yield name
+    objects.delete("marketsources", name)

@@ -3,47 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from kubernetes import client
 
+from support.apps import SCHEMA, handled, install, request_reconcile, running
 from support.cluster import Cluster
-from support.kube import Objects, condition, ready
-from support.operator_process import OperatorProcess
+from support.kube import Objects, condition
 from support.repo import ChartRepo
 from support.wait import wait_for
-from test_catalog import create_source, handled, request_reconcile
-
-SCHEMA = {
-    "type": "object",
-    "properties": {"replicaCount": {"type": "integer", "minimum": 0}, "message": {"type": "string"}},
-}
-
-
-@pytest.fixture
-def catalog(objects: Objects, operator: OperatorProcess, chart_repo: ChartRepo) -> Iterator[str]:
-    """A synced source with `hello` 0.1.0 and 0.2.0 (with a values schema)."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    chart_repo.add_chart("hello", "0.1.0", schema=SCHEMA, reindex=False)
-    chart_repo.add_chart("hello", "0.2.0", schema=SCHEMA)
-    create_source(objects, name, chart_repo.url)
-    wait_for(lambda: ready(objects.get("marketsources", name)), timeout=60, what="source Ready")
-    yield name
-    objects.delete("marketsources", name)
-
-
-def install(objects: Objects, namespace: str, name: str, **spec: Any) -> None:
-    objects.create("appinstalls", {"kind": "AppInstall", "metadata": {"name": name}, "spec": spec}, namespace)
-
-
-def running(objects: Objects, namespace: str, name: str) -> dict[str, Any] | None:
-    obj = objects.get("appinstalls", name, namespace)
-    if ready(obj) and obj["status"].get("phase") == "Running":  # type: ignore[index]
-        return obj
-    return None
 
 
 def helm_releases(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -51,9 +19,16 @@ def helm_releases(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
 
 
 def test_install_upgrade_and_uninstall(
-    cluster: Cluster, k8s: client.ApiClient, objects: Objects, catalog: str, namespace: str, chart_repo: ChartRepo
+    cluster: Cluster,
+    k8s: client.ApiClient,
+    objects: Objects,
+    catalog: str,
+    namespace: str,
+    chart_repo: ChartRepo,
 ) -> None:
-    install(objects, namespace, "web", source=catalog, app="hello", version="~0.1.0", values={"message": "one"})
+    install(
+        objects, namespace, "web", source=catalog, app="hello", version="~0.1.0", values={"message": "one"}
+    )
     app = wait_for(lambda: running(objects, namespace, "web"), timeout=120, what="web Running")
     status = app["status"]
     assert status["installedVersion"] == "0.1.0"
@@ -71,13 +46,19 @@ def test_install_upgrade_and_uninstall(
 
     # A values change upgrades.
     objects.patch("appinstalls", "web", {"spec": {"values": {"message": "two"}}}, namespace)
-    wait_for(lambda: (running(objects, namespace, "web") or {}).get("status", {}).get("releaseRevision") == 2, timeout=120, what="upgrade to revision 2")
+    wait_for(
+        lambda: (running(objects, namespace, "web") or {}).get("status", {}).get("releaseRevision") == 2,
+        timeout=120,
+        what="upgrade to revision 2",
+    )
     assert core.read_namespaced_config_map("web-config", namespace).data == {"message": "two"}
 
     # A version change upgrades.
     objects.patch("appinstalls", "web", {"spec": {"version": "0.2.0"}}, namespace)
     app = wait_for(
-        lambda: (a := running(objects, namespace, "web")) and a["status"]["installedVersion"] == "0.2.0" and a,
+        lambda: (
+            (a := running(objects, namespace, "web")) and a["status"]["installedVersion"] == "0.2.0" and a
+        ),
         timeout=120,
         what="upgrade to 0.2.0",
     )
@@ -86,7 +67,9 @@ def test_install_upgrade_and_uninstall(
 
     # Deleting the AppInstall uninstalls the release.
     objects.delete("appinstalls", "web", namespace)
-    wait_for(lambda: objects.get("appinstalls", "web", namespace) is None, timeout=120, what="AppInstall gone")
+    wait_for(
+        lambda: objects.get("appinstalls", "web", namespace) is None, timeout=120, what="AppInstall gone"
+    )
     assert helm_releases(cluster, namespace) == []
 
 
@@ -96,14 +79,25 @@ def test_valuesfrom_configmap_change_upgrades_and_values_win(
     core = client.CoreV1Api(k8s)
     core.create_namespaced_config_map(
         namespace,
-        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="settings"), data={"values.yaml": "message: from-cm\nreplicaCount: 2\n"}),
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="settings"),
+            data={"values.yaml": "message: from-cm\nreplicaCount: 2\n"},
+        ),
     )
     install(
-        objects, namespace, "cfg", source=catalog, app="hello", valuesFrom=[{"kind": "ConfigMap", "name": "settings"}], values={"replicaCount": 1}
+        objects,
+        namespace,
+        "cfg",
+        source=catalog,
+        app="hello",
+        valuesFrom=[{"kind": "ConfigMap", "name": "settings"}],
+        values={"replicaCount": 1},
     )
     wait_for(lambda: running(objects, namespace, "cfg"), timeout=120, what="cfg Running")
     assert core.read_namespaced_config_map("cfg-config", namespace).data == {"message": "from-cm"}
-    assert client.AppsV1Api(k8s).read_namespaced_deployment("cfg", namespace).spec.replicas == 1, "values win over valuesFrom"
+    assert client.AppsV1Api(k8s).read_namespaced_deployment("cfg", namespace).spec.replicas == 1, (
+        "values win over valuesFrom"
+    )
 
     core.patch_namespaced_config_map("settings", namespace, {"data": {"values.yaml": "message: changed\n"}})
     wait_for(
@@ -136,11 +130,18 @@ def test_metadata_changes_do_not_run_helm(objects: Objects, catalog: str, namesp
     objects.patch(
         "appinstalls",
         "quiet",
-        {"metadata": {"annotations": {"argocd.argoproj.io/tracking-id": "demo:kubemart.io/AppInstall:x/quiet"}, "labels": {"team": "a"}}},
+        {
+            "metadata": {
+                "annotations": {"argocd.argoproj.io/tracking-id": "demo:kubemart.io/AppInstall:x/quiet"},
+                "labels": {"team": "a"},
+            }
+        },
         namespace,
     )
     stamp = request_reconcile(objects, "appinstalls", "quiet", namespace)
-    app = wait_for(lambda: handled(objects, "appinstalls", "quiet", stamp, namespace), timeout=60, what="retry handled")
+    app = wait_for(
+        lambda: handled(objects, "appinstalls", "quiet", stamp, namespace), timeout=60, what="retry handled"
+    )
     assert app["status"]["releaseRevision"] == revision, "no helm upgrade ran"
     assert len(app["status"]["history"]) == 1
 
@@ -150,7 +151,9 @@ def test_two_installs_may_not_claim_one_release(objects: Objects, catalog: str, 
     wait_for(lambda: running(objects, namespace, "first"), timeout=120, what="first Running")
     install(objects, namespace, "second", source=catalog, app="hello", releaseName="shared")
     cond = wait_for(
-        lambda: (c := condition(objects.get("appinstalls", "second", namespace), "Stalled")) and c, timeout=60, what="Stalled"
+        lambda: (c := condition(objects.get("appinstalls", "second", namespace), "Stalled")) and c,
+        timeout=60,
+        what="Stalled",
     )
     assert cond["reason"] == "ReleaseConflict"
     assert f"{namespace}/first" in cond["message"]

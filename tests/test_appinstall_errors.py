@@ -9,45 +9,91 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from support.apps import install, running
 from support.kube import Objects, condition
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
 from support.wait import wait_for
-from test_appinstall import catalog, install, running  # noqa: F401 - the catalog fixture
 
 Fix = Callable[[Objects, client.ApiClient, str, str, ChartRepo], None]
 
 
 def patch_spec(**spec: Any) -> Fix:
     def fix(objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo) -> None:
-        objects.patch("appinstalls", "app", {"spec": {k: (catalog if v == "<catalog>" else v) for k, v in spec.items()}}, namespace)
+        objects.patch(
+            "appinstalls",
+            "app",
+            {"spec": {k: (catalog if v == "<catalog>" else v) for k, v in spec.items()}},
+            namespace,
+        )
 
     return fix
 
 
-def create_configmap(objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo) -> None:
+def create_configmap(
+    objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo
+) -> None:
     client.CoreV1Api(k8s).create_namespaced_config_map(
-        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="missing"), data={"values.yaml": "message: hi\n"})
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="missing"), data={"values.yaml": "message: hi\n"}
+        ),
     )
 
 
-def create_target_namespace(objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo) -> None:
-    client.CoreV1Api(k8s).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=f"{namespace}-target")))
+def create_target_namespace(
+    objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo
+) -> None:
+    client.CoreV1Api(k8s).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=f"{namespace}-target"))
+    )
 
 
-def repair_repository(objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo) -> None:
+def repair_repository(
+    objects: Objects, k8s: client.ApiClient, namespace: str, catalog: str, repo: ChartRepo
+) -> None:
     repo.fail_chart_downloads(None)
 
 
 CASES = [
-    pytest.param({"source": "no-such-source"}, "SourceNotFound", False, patch_spec(source="<catalog>"), id="unknown source"),
+    pytest.param(
+        {"source": "no-such-source"},
+        "SourceNotFound",
+        False,
+        patch_spec(source="<catalog>"),
+        id="unknown source",
+    ),
     pytest.param({"app": "no-such-app"}, "AppNotFound", True, patch_spec(app="hello"), id="unknown app"),
-    pytest.param({"version": ">=9"}, "NoMatchingVersion", True, patch_spec(version="0.2.0"), id="no matching version"),
-    pytest.param({"version": "1.x | 2.x"}, "InvalidVersion", True, patch_spec(version="0.1.0"), id="unparseable range"),
-    pytest.param({"values": {"replicaCount": "many"}}, "ValuesSchemaViolation", True, patch_spec(values={"replicaCount": 1}), id="values rejected by schema"),
-    pytest.param({"valuesFrom": [{"kind": "ConfigMap", "name": "missing"}]}, "ValuesSourceNotFound", False, create_configmap, id="missing configmap"),
-    pytest.param({"targetNamespace": "<ns>-target"}, "TargetNamespaceNotFound", False, create_target_namespace, id="target namespace missing"),
-    pytest.param({"_break_charts": True}, "ChartDownloadFailed", False, repair_repository, id="chart download fails"),
+    pytest.param(
+        {"version": ">=9"}, "NoMatchingVersion", True, patch_spec(version="0.2.0"), id="no matching version"
+    ),
+    pytest.param(
+        {"version": "1.x | 2.x"}, "InvalidVersion", True, patch_spec(version="0.1.0"), id="unparseable range"
+    ),
+    pytest.param(
+        {"values": {"replicaCount": "many"}},
+        "ValuesSchemaViolation",
+        True,
+        patch_spec(values={"replicaCount": 1}),
+        id="values rejected by schema",
+    ),
+    pytest.param(
+        {"valuesFrom": [{"kind": "ConfigMap", "name": "missing"}]},
+        "ValuesSourceNotFound",
+        False,
+        create_configmap,
+        id="missing configmap",
+    ),
+    pytest.param(
+        {"targetNamespace": "<ns>-target"},
+        "TargetNamespaceNotFound",
+        False,
+        create_target_namespace,
+        id="target namespace missing",
+    ),
+    pytest.param(
+        {"_break_charts": True}, "ChartDownloadFailed", False, repair_repository, id="chart download fails"
+    ),
     pytest.param(
         {"timeout": "3s", "values": {"nodeSelector": {"no-such-label": "x"}}},
         "ReleaseNotReady",
@@ -63,7 +109,7 @@ def test_bad_input_is_reported_and_fixing_it_recovers(
     objects: Objects,
     k8s: client.ApiClient,
     operator: OperatorProcess,
-    catalog: str,  # noqa: F811
+    catalog: str,
     chart_repo: ChartRepo,
     namespace: str,
     spec: dict[str, Any],

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
+from support.apps import create_source, handled, request_reconcile
 from support.kube import Objects, condition, ready
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
@@ -29,25 +29,10 @@ def source_name(objects: Objects) -> Iterator[str]:
     objects.delete("marketsources", name)
 
 
-def create_source(objects: Objects, name: str, url: str, **spec: object) -> None:
-    objects.create("marketsources", {"kind": "MarketSource", "metadata": {"name": name}, "spec": {"url": url, **spec}})
-
-
-def request_reconcile(objects: Objects, plural: str, name: str, namespace: str | None = None) -> str:
-    stamp = datetime.now(UTC).isoformat()
-    objects.patch(plural, name, {"metadata": {"annotations": {"kubemart.io/reconcile-requested-at": stamp}}}, namespace)
-    return stamp
-
-
-def handled(objects: Objects, plural: str, name: str, stamp: str, namespace: str | None = None) -> dict | None:
-    obj = objects.get(plural, name, namespace)
-    if obj and (obj.get("status") or {}).get("lastHandledReconcileAt") == stamp:
-        return obj
-    return None
-
-
 def apps_of(objects: Objects, source: str) -> dict[str, dict]:
-    return {a["metadata"]["name"]: a for a in objects.list("marketapps", labels=f"kubemart.io/source={source}")}
+    return {
+        a["metadata"]["name"]: a for a in objects.list("marketapps", labels=f"kubemart.io/source={source}")
+    }
 
 
 def test_source_sync_materialises_marketapps_with_catalog_fields(
@@ -59,7 +44,13 @@ def test_source_sync_materialises_marketapps_with_catalog_fields(
     chart_repo.add_chart("blog", "0.3.0")
     create_source(objects, source_name, chart_repo.url)
 
-    src = wait_for(lambda: ready(objects.get("marketsources", source_name)) and objects.get("marketsources", source_name), timeout=60, what="source Ready")
+    src = wait_for(
+        lambda: (
+            ready(objects.get("marketsources", source_name)) and objects.get("marketsources", source_name)
+        ),
+        timeout=60,
+        what="source Ready",
+    )
     assert src["status"]["appCount"] == 2
     assert src["status"]["revision"].startswith("sha256:")
     apps = apps_of(objects, source_name)
@@ -81,7 +72,11 @@ def test_source_sync_materialises_marketapps_with_catalog_fields(
         "kubemart.io/category": "productivity",
     }
     owner = notes["metadata"]["ownerReferences"][0]
-    assert (owner["kind"], owner["name"], owner["uid"]) == ("MarketSource", source_name, src["metadata"]["uid"])
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "MarketSource",
+        source_name,
+        src["metadata"]["uid"],
+    )
     assert "price" not in apps[f"{source_name}.blog"]["spec"], "no price annotation means free"
 
 
@@ -95,7 +90,9 @@ def test_unchanged_repository_costs_one_request_and_no_write(
     seen = len(chart_repo.log.entries)
 
     stamp = request_reconcile(objects, "marketsources", source_name)
-    wait_for(lambda: handled(objects, "marketsources", source_name, stamp), timeout=30, what="re-sync handled")
+    wait_for(
+        lambda: handled(objects, "marketsources", source_name, stamp), timeout=30, what="re-sync handled"
+    )
 
     new = chart_repo.log.entries[seen:]
     assert [p for _, p, _ in new] == ["/index.yaml"], "one request, for the index only"
@@ -135,7 +132,12 @@ def test_changed_chart_rewrites_only_its_app_and_removed_chart_is_deleted(
     ],
 )
 def test_broken_repository_reports_and_keeps_last_good_catalog(
-    objects: Objects, operator: OperatorProcess, chart_repo: ChartRepo, source_name: str, breakage: str, reason: str
+    objects: Objects,
+    operator: OperatorProcess,
+    chart_repo: ChartRepo,
+    source_name: str,
+    breakage: str,
+    reason: str,
 ) -> None:
     chart_repo.add_chart("blog", "0.3.0")
     create_source(objects, source_name, chart_repo.url)

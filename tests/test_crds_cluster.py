@@ -11,7 +11,11 @@ from support.kube import Objects
 
 def test_invalid_appinstall_is_rejected_with_the_field_named(objects: Objects, namespace: str) -> None:
     with pytest.raises(ApiException) as exc:
-        objects.create("appinstalls", {"kind": "AppInstall", "metadata": {"name": "x"}, "spec": {"source": "s"}}, namespace)
+        objects.create(
+            "appinstalls",
+            {"kind": "AppInstall", "metadata": {"name": "x"}, "spec": {"source": "s"}},
+            namespace,
+        )
     assert exc.value.status == 422
     assert "spec.app" in exc.value.body
 
@@ -36,7 +40,11 @@ def test_unknown_fields_are_pruned_but_values_keep_theirs(objects: Objects, name
 def test_release_name_cannot_change_after_creation(objects: Objects, namespace: str) -> None:
     objects.create(
         "appinstalls",
-        {"kind": "AppInstall", "metadata": {"name": "fixed"}, "spec": {"source": "s", "app": "a", "releaseName": "one", "suspend": True}},
+        {
+            "kind": "AppInstall",
+            "metadata": {"name": "fixed"},
+            "spec": {"source": "s", "app": "a", "releaseName": "one", "suspend": True},
+        },
         namespace,
     )
     with pytest.raises(ApiException) as exc:
@@ -49,7 +57,13 @@ def test_bad_durations_and_versions_are_rejected(objects: Objects, namespace: st
     for spec, field in (({"timeout": "soon"}, "spec.timeout"), ({"version": "1.0; rm -rf"}, "spec.version")):
         with pytest.raises(ApiException) as exc:
             objects.create(
-                "appinstalls", {"kind": "AppInstall", "metadata": {"name": "bad"}, "spec": {"source": "s", "app": "a", **spec}}, namespace
+                "appinstalls",
+                {
+                    "kind": "AppInstall",
+                    "metadata": {"name": "bad"},
+                    "spec": {"source": "s", "app": "a", **spec},
+                },
+                namespace,
             )
         assert field in exc.value.body
 
@@ -57,7 +71,11 @@ def test_bad_durations_and_versions_are_rejected(objects: Objects, namespace: st
 def test_category_short_names_and_columns(cluster: Cluster, objects: Objects, namespace: str) -> None:
     objects.create(
         "appinstalls",
-        {"kind": "AppInstall", "metadata": {"name": "listed"}, "spec": {"source": "s", "app": "notes", "suspend": True}},
+        {
+            "kind": "AppInstall",
+            "metadata": {"name": "listed"},
+            "spec": {"source": "s", "app": "notes", "suspend": True},
+        },
         namespace,
     )
     out = cluster.run("kubectl", "get", "kubemart", "-A").stdout

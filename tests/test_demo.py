@@ -20,10 +20,14 @@ def demo(cluster: Cluster, objects: Objects) -> Iterator[None]:
     if cluster.external:
         pytest.skip("the demo serves its catalog on this machine's 127.0.0.1")
     env = cluster.env() | {"KUBEMART_DEMO_PORT": str(free_port())}
-    subprocess.run([str(ROOT / "hack" / "demo.sh"), "prepare"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [str(ROOT / "hack" / "demo.sh"), "prepare"], env=env, check=True, capture_output=True, timeout=120
+    )
     yield
     objects.delete("appinstalls", "hello", "demo")
-    wait_for(lambda: objects.get("appinstalls", "hello", "demo") is None, timeout=120, what="demo app uninstalled")
+    wait_for(
+        lambda: objects.get("appinstalls", "hello", "demo") is None, timeout=120, what="demo app uninstalled"
+    )
     objects.delete("marketsources", "demo")
     cluster.run("kubectl", "delete", "namespace", "demo", "--wait=false")
     pid_file = ROOT / ".cluster" / "demo-repo.pid"
@@ -36,7 +40,12 @@ def test_demo_catalog_is_browsable_and_its_app_runs(
     cluster: Cluster, objects: Objects, operator: OperatorProcess, demo: None
 ) -> None:
     app = wait_for(
-        lambda: (a := objects.get("appinstalls", "hello", "demo")) and ready(a) and a["status"]["phase"] == "Running" and a,
+        lambda: (
+            (a := objects.get("appinstalls", "hello", "demo"))
+            and ready(a)
+            and a["status"]["phase"] == "Running"
+            and a
+        ),
         timeout=120,
         what="demo app Running",
     )
@@ -45,7 +54,11 @@ def test_demo_catalog_is_browsable_and_its_app_runs(
     assert sorted(apps) == ["hello-web", "notes", "uptime", "wiki"]
     assert apps["notes"]["price"] == {"amount": "4.99", "currency": "USD"}
     listing = cluster.run("kubectl", "get", "kubemart", "-A").stdout
-    for line in ("marketsource.kubemart.io/demo", "marketapp.kubemart.io/demo.notes", "appinstall.kubemart.io/hello"):
+    for line in (
+        "marketsource.kubemart.io/demo",
+        "marketapp.kubemart.io/demo.notes",
+        "appinstall.kubemart.io/hello",
+    ):
         assert line in listing
     browse = cluster.run("kubectl", "get", "marketapps", "-l", "kubemart.io/category=productivity").stdout
     assert "demo.notes" in browse

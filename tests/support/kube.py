@@ -31,7 +31,9 @@ class Objects:
                 return None
             raise
 
-    def patch(self, plural: str, name: str, patch: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    def patch(
+        self, plural: str, name: str, patch: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
         if namespace:
             return self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch)  # type: ignore[no-any-return]
         return self.custom.patch_cluster_custom_object(GROUP, VERSION, plural, name, patch)  # type: ignore[no-any-return]
@@ -46,16 +48,22 @@ class Objects:
             if exc.status != 404:
                 raise
 
-    def list(self, plural: str, *, labels: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, plural: str, *, labels: str | None = None, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         if namespace:
-            out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, label_selector=labels or "")
+            out = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, label_selector=labels or ""
+            )
         else:
             out = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=labels or "")
         return list(out["items"])
 
     def events_for(self, name: str, namespace: str = "default") -> list[tuple[str, str, str]]:
         """(type, reason, message) of the Events about an object."""
-        events = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        events = self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name}"
+        ).items
         return [(e.type, e.reason, e.message) for e in events]
 
 

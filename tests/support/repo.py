@@ -76,7 +76,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return None
         return super().send_head()
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, fmt: str, *args: Any) -> None:
         pass
 
 
@@ -151,7 +151,11 @@ class ChartRepo:
             shutil.copy(t, chart / "templates" / t.name)
         for fname, text in (extra_templates or {}).items():
             (chart / "templates" / fname).write_text(text)
-        subprocess.run([str(BIN / "helm"), "package", str(chart), "-d", str(self.public)], check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "helm"), "package", str(chart), "-d", str(self.public)],
+            check=True,
+            capture_output=True,
+        )
         if reindex:
             self.reindex()
         return self.public / f"{name}-{version}.tgz"
@@ -166,7 +170,9 @@ class ChartRepo:
         index = self.public / "index.yaml"
         index.unlink(missing_ok=True)
         subprocess.run(
-            [str(BIN / "helm"), "repo", "index", str(self.public), "--url", self.url], check=True, capture_output=True
+            [str(BIN / "helm"), "repo", "index", str(self.public), "--url", self.url],
+            check=True,
+            capture_output=True,
         )
         # helm stamps `generated:` with the time; drop it so an unchanged repo serves identical bytes.
         doc = yaml.safe_load(index.read_text())

@@ -1,0 +1,603 @@
+"""Catalog: a Helm repository index to MarketApp specs, object names, content hashes and sync plans."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from kubemart.domain.catalog import (
+    MAX_VERSIONS,
+    Catalog,
+    CatalogEntry,
+    InvalidIndex,
+    app_spec,
+    catalog_from_index,
+    content_hash,
+    object_name,
+    parse_index,
+    plan_sync,
+)
+from kubemart.models.marketapp import Developer, MarketAppSpec, Price, Requirements
+
+# Kubernetes' IsDNS1123Subdomain, which every cluster-scoped object name must satisfy.
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def entry(version: Any, **fields: Any) -> dict[str, Any]:
+    """One version of a chart as index.yaml lists it."""
+    return {"version": version, **fields}
+
+
+def annotated(**annotations: str) -> list[dict[str, Any]]:
+    """A one-version chart whose newest stable version carries these kubemart.io/ annotations."""
+    return [
+        entry("1.0.0", annotations={f"kubemart.io/{k.replace('_', '-')}": v for k, v in annotations.items()})
+    ]
+
+
+# --- parse_index ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            b"apiVersion: v1\nentries:\n  nginx:\n  - version: 1.0.0\n    name: nginx\n",
+            {"nginx": [{"version": "1.0.0", "name": "nginx"}]},
+            id="valid index",
+        ),
+        pytest.param(
+            b"apiVersion: v1\nentries:\n  a:\n  - version: 1.0.0\n  - version: 1.1.0\n  b:\n  - version: 0.1.0\n",
+            {"a": [{"version": "1.0.0"}, {"version": "1.1.0"}], "b": [{"version": "0.1.0"}]},
+            id="several charts and versions",
+        ),
+        pytest.param(b"apiVersion: v1\nentries: {}\n", {}, id="empty entries mapping"),
+        pytest.param(b"apiVersion: v1\nentries:\n", {}, id="null entries"),
+        pytest.param(b"apiVersion: v1\ngenerated: 2024-01-01\n", {}, id="no entries key"),
+        pytest.param(
+            b"entries:\n  good:\n  - version: 1.0.0\n  - just a string\n  - 42\n  - null\n  - [1, 2]\n",
+            {"good": [{"version": "1.0.0"}]},
+            id="non-mapping versions dropped",
+        ),
+        pytest.param(
+            b"entries:\n  good:\n  - version: 1.0.0\n  scalar: 3\n  text: hello\n  map: {version: 1.0.0}\n  none:\n",
+            {"good": [{"version": "1.0.0"}]},
+            id="charts that are not lists dropped",
+        ),
+        pytest.param(b"entries:\n  empty: []\n", {"empty": []}, id="chart with no versions kept empty"),
+        pytest.param(
+            b"entries:\n  1234:\n  - version: 1.0.0\n",
+            {"1234": [{"version": "1.0.0"}]},
+            id="numeric chart name as text",
+        ),
+    ],
+)
+def test_parse_index(body: bytes, expected: dict[str, list[dict[str, Any]]]) -> None:
+    assert parse_index(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"entries: [\n  unclosed", "index.yaml is not valid YAML", id="invalid YAML"),
+        pytest.param(b"key: value\n  bad indent: x\n", "index.yaml is not valid YAML", id="bad indentation"),
+        pytest.param(b"\t- tab", "index.yaml is not valid YAML", id="tab character"),
+        pytest.param(b"<html><body>Not Found</body></html>", "not a mapping", id="an HTML page"),
+        pytest.param(b"", "not a mapping", id="empty body"),
+        pytest.param(b"- a\n- b\n", "not a mapping", id="a list"),
+        pytest.param(b"42", "not a mapping", id="a number"),
+        pytest.param(b"entries: [a, b]\n", "no `entries` mapping", id="entries is a list"),
+        pytest.param(b"entries: nope\n", "no `entries` mapping", id="entries is text"),
+    ],
+)
+def test_parse_index_rejects(body: bytes, message: str) -> None:
+    with pytest.raises(InvalidIndex, match=re.escape(message)) as err:
+        parse_index(body)
+    text = str(err.value)
+    assert "\n" not in text, "the message is one line a person reads in the source's status"
+    assert isinstance(err.value, ValueError)
+
+
+def test_parse_index_yaml_error_names_the_problem_in_one_line() -> None:
+    with pytest.raises(InvalidIndex) as err:
+        parse_index(b"entries:\n  a: [1, 2\n")
+    text = str(err.value)
+    assert text.startswith("index.yaml is not valid YAML: ")
+    assert len(text) > len("index.yaml is not valid YAML: ")
+    assert err.value.__cause__ is not None
+
+
+# --- app_spec: metadata -----------------------------------------------------------------------------
+
+
+CHART = [
+    entry(
+        "1.0.0",
+        description="old description",
+        icon="https://x/old.png",
+        home="https://old.example",
+        keywords=["old"],
+        appVersion="1.0",
+        annotations={"kubemart.io/title": "Old Title"},
+    ),
+    entry(
+        "1.2.0",
+        description="A web server",
+        icon="https://x/nginx.png",
+        home="https://nginx.org",
+        keywords=["web", "proxy"],
+        appVersion="1.25.3",
+        created="2024-05-01T00:00:00Z",
+        digest="abc123",
+        urls=["https://charts.example/nginx-1.2.0.tgz"],
+        annotations={"kubemart.io/title": "NGINX", "kubemart.io/categories": "Web, Networking"},
+    ),
+    entry("2.0.0-rc.1", description="prerelease description", annotations={"kubemart.io/title": "Next"}),
+    entry("1.1.0", description="middle"),
+]
+
+
+def test_app_spec_takes_metadata_from_newest_stable_version() -> None:
+    spec = app_spec("main", "nginx", CHART)
+    assert spec.source == "main"
+    assert spec.app == "nginx"
+    assert spec.latest_version == "1.2.0"
+    assert spec.title == "NGINX"
+    assert spec.description == "A web server"
+    assert spec.icon == "https://x/nginx.png"
+    assert spec.home == "https://nginx.org"
+    assert spec.keywords == ["web", "proxy"]
+    assert spec.categories == ["Web", "Networking"]
+    assert spec.price is None
+    assert spec.developer is None
+    assert spec.requirements is None
+
+
+def test_app_spec_lists_every_version_newest_first_with_prereleases() -> None:
+    spec = app_spec("main", "nginx", CHART)
+    assert [v.version for v in spec.versions] == ["2.0.0-rc.1", "1.2.0", "1.1.0", "1.0.0"]
+    newest_stable = spec.versions[1]
+    assert newest_stable.app_version == "1.25.3"
+    assert newest_stable.created == "2024-05-01T00:00:00Z"
+    assert newest_stable.digest == "abc123"
+    assert newest_stable.urls == ["https://charts.example/nginx-1.2.0.tgz"]
+    assert spec.versions[3].urls == []
+    assert spec.versions[3].digest is None
+
+
+@pytest.mark.parametrize(
+    ("entries", "latest", "title"),
+    [
+        pytest.param(
+            [entry("1.0.0-beta.1", annotations={"kubemart.io/title": "Beta"}), entry("1.0.0-alpha.1")],
+            "1.0.0-beta.1",
+            "Beta",
+            id="prerelease-only chart uses newest prerelease",
+        ),
+        pytest.param([entry("1.0.0+build.5")], "1.0.0+build.5", "app", id="build metadata is stable"),
+        pytest.param(
+            [entry("1.0.0"), entry("1.0.1-rc.1+build.1")], "1.0.0", "app", id="prerelease with build skipped"
+        ),
+        pytest.param([entry("v2.1.0"), entry("2.0.0")], "v2.1.0", "app", id="v prefix kept as spelled"),
+        pytest.param([entry("1.0"), entry("0.9.9")], "1.0", "app", id="partial version accepted"),
+        pytest.param([entry(1.5), entry("1.4.0")], "1.5", "app", id="YAML float version read as text"),
+        pytest.param(
+            [entry("latest"), entry("1.0.0"), entry(None), {"name": "no version"}],
+            "1.0.0",
+            "app",
+            id="junk versions dropped",
+        ),
+        pytest.param(
+            [entry("1.0.0", annotations="not a mapping")],
+            "1.0.0",
+            "app",
+            id="annotations not a mapping ignored",
+        ),
+        pytest.param([entry("1.0.0", annotations=None)], "1.0.0", "app", id="null annotations"),
+        pytest.param(
+            [entry("1.0.0", annotations={"kubemart.io/title": ""})],
+            "1.0.0",
+            "app",
+            id="empty title falls back",
+        ),
+    ],
+)
+def test_app_spec_latest_version_and_title(entries: list[dict[str, Any]], latest: str, title: str) -> None:
+    spec = app_spec("src", "app", entries)
+    assert spec.latest_version == latest
+    assert spec.title == title
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        pytest.param([], id="no versions"),
+        pytest.param([entry("latest"), entry("stable")], id="only junk versions"),
+        pytest.param([{"name": "x"}], id="versions without a version field"),
+    ],
+)
+def test_app_spec_without_a_valid_version_raises(entries: list[dict[str, Any]]) -> None:
+    with pytest.raises(ValueError, match="no version is valid semver"):
+        app_spec("src", "app", entries)
+
+
+def test_app_spec_caps_versions_at_max_newest_first() -> None:
+    entries = [entry(f"1.{minor}.0") for minor in range(MAX_VERSIONS + 15)]
+    spec = app_spec("src", "app", entries)
+    assert len(spec.versions) == MAX_VERSIONS
+    expected = [f"1.{minor}.0" for minor in reversed(range(15, MAX_VERSIONS + 15))]
+    assert [v.version for v in spec.versions] == expected
+    assert spec.latest_version == f"1.{MAX_VERSIONS + 14}.0"
+
+
+def test_app_spec_exactly_max_versions_keeps_all() -> None:
+    spec = app_spec("src", "app", [entry(f"0.0.{p}") for p in range(MAX_VERSIONS)])
+    assert len(spec.versions) == MAX_VERSIONS
+
+
+# --- app_spec: annotations --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("web", ["web"], id="one"),
+        pytest.param("web,databases", ["web", "databases"], id="comma list"),
+        pytest.param(" web ,  databases , ", ["web", "databases"], id="spaces and trailing comma"),
+        pytest.param(",,", [], id="only commas"),
+        pytest.param("Developer Tools", ["Developer Tools"], id="space inside a category"),
+    ],
+)
+def test_categories_annotation(text: str, expected: list[str]) -> None:
+    assert app_spec("s", "a", annotated(categories=text)).categories == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("4.99 USD", Price(amount="4.99", currency="USD"), id="amount and currency"),
+        pytest.param("10 EUR", Price(amount="10", currency="EUR"), id="whole amount"),
+        pytest.param("  0.5   gbp ", Price(amount="0.5", currency="GBP"), id="spaces and lowercase currency"),
+        pytest.param("0.00000001 BTC", Price(amount="0.00000001", currency="BTC"), id="eight decimals"),
+    ],
+)
+def test_price_annotation(text: str, expected: Price) -> None:
+    assert app_spec("s", "a", annotated(price=text)).price == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("4.99", "is not '<amount> <currency>'", id="no currency"),
+        pytest.param("USD 4.99", "is not '<amount> <currency>'", id="currency first"),
+        pytest.param("$4.99", "is not '<amount> <currency>'", id="symbol"),
+        pytest.param("4,99 EUR", "is not '<amount> <currency>'", id="decimal comma"),
+        pytest.param("-1 USD", "is not '<amount> <currency>'", id="negative"),
+        pytest.param("1.123456789 USD", "is not '<amount> <currency>'", id="nine decimals"),
+        pytest.param("4.99 DOLLARS", "is not '<amount> <currency>'", id="currency not three letters"),
+        pytest.param("free", "is not '<amount> <currency>'", id="a word"),
+        pytest.param("0 USD", "is zero", id="zero"),
+        pytest.param("0.00 EUR", "is zero", id="zero with decimals"),
+    ],
+)
+def test_bad_price_annotation_raises(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        app_spec("s", "a", annotated(price=text))
+
+
+def test_empty_price_annotation_means_free() -> None:
+    assert app_spec("s", "a", annotated(price="")).price is None
+
+
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        pytest.param({"developer": "Acme"}, Developer(name="Acme"), id="name only"),
+        pytest.param(
+            {"developer": "Acme", "developer_public_key": "MCowBQYDK2VwAyEA"},
+            Developer(name="Acme", public_key="MCowBQYDK2VwAyEA"),
+            id="name and public key",
+        ),
+        pytest.param({"developer_public_key": "MCowBQYDK2VwAyEA"}, None, id="key without name ignored"),
+        pytest.param({"developer": ""}, None, id="empty name"),
+        pytest.param(
+            {"developer": "Acme", "developer_public_key": ""}, Developer(name="Acme"), id="empty key"
+        ),
+    ],
+)
+def test_developer_annotations(annotations: dict[str, str], expected: Developer | None) -> None:
+    assert app_spec("s", "a", annotated(**annotations)).developer == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "{cpu: 100m, memory: 256Mi, disk: 1Gi, architectures: [amd64, arm64]}",
+            Requirements(cpu="100m", memory="256Mi", disk="1Gi", architectures=["amd64", "arm64"]),
+            id="YAML flow mapping",
+        ),
+        pytest.param(
+            '{"cpu": "500m", "memory": "1Gi"}',
+            Requirements(cpu="500m", memory="1Gi"),
+            id="JSON object",
+        ),
+        pytest.param(
+            "cpu: 2\nmemory: 4Gi\n", Requirements(cpu="2", memory="4Gi"), id="block mapping, number"
+        ),
+        pytest.param("{cpu: 0.5}", Requirements(cpu="0.5"), id="fractional cpu as text"),
+        pytest.param("{arch: amd64}", Requirements(architectures=["amd64"]), id="arch alias as text"),
+        pytest.param(
+            "{architectures: 'amd64, arm64'}", Requirements(architectures=["amd64", "arm64"]), id="comma text"
+        ),
+        pytest.param("{}", Requirements(), id="empty mapping"),
+        pytest.param("{gpu: 1}", Requirements(), id="unknown keys ignored"),
+    ],
+)
+def test_requirements_annotation(text: str, expected: Requirements) -> None:
+    assert app_spec("s", "a", annotated(requirements=text)).requirements == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("{cpu: 100m", "requirements are not YAML", id="unclosed flow mapping"),
+        pytest.param("[cpu, memory]", "requirements must be a mapping", id="a list"),
+        pytest.param("100m", "requirements must be a mapping", id="a scalar"),
+        pytest.param("cpu: [1\n", "requirements are not YAML", id="broken block"),
+    ],
+)
+def test_bad_requirements_annotation_raises(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        app_spec("s", "a", annotated(requirements=text))
+    assert "\n" not in str(err.value)
+
+
+# --- object_name ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "app", "expected"),
+    [
+        pytest.param("main", "nginx", "main.nginx", id="plain"),
+        pytest.param("Main", "NGINX", "main.nginx", id="uppercase lowered"),
+        pytest.param("main", "my_app", "main.my-app", id="underscore to dash"),
+        pytest.param("main", "my__weird  app", "main.my-weird-app", id="runs of bad characters collapse"),
+        pytest.param("main", "app.v2", "main.app.v2", id="dots kept"),
+        pytest.param("main", "app_", "main.app", id="trailing bad character stripped"),
+        pytest.param("main", "café crème", "main.caf-cr-me", id="non-ascii replaced"),
+    ],
+)
+def test_object_name(source: str, app: str, expected: str) -> None:
+    name = object_name(source, app)
+    assert name == expected
+    assert DNS1123_SUBDOMAIN.match(name)
+
+
+def test_object_name_is_capped_at_253_characters() -> None:
+    name = object_name("main", "a" * 400)
+    assert len(name) == 253
+    assert DNS1123_SUBDOMAIN.match(name)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "domain/catalog.py:73-75 object_name promises a DNS-safe name but only strips '-' and '.' at "
+        "the ends of the whole name, before truncating: a chart name starting with '_', '-' or a non-ASCII "
+        "letter gives 'main.-internal' (a label starting with '-'), and cutting to 253 characters can "
+        "leave a trailing '-'; the API server rejects both names"
+    ),
+)
+@pytest.mark.parametrize(
+    ("source", "app"),
+    [
+        pytest.param("main", "_internal", id="app starting with underscore"),
+        pytest.param("main", "ünïcode", id="app starting with non-ascii"),
+        pytest.param("main", "a" * 247 + "_b", id="cut right after a replaced character"),
+    ],
+)
+def test_object_name_is_always_a_valid_dns_subdomain(source: str, app: str) -> None:
+    assert DNS1123_SUBDOMAIN.match(object_name(source, app))
+
+
+# --- catalog_from_index -----------------------------------------------------------------------------
+
+
+def test_catalog_from_index_builds_entries_with_labels_and_hashes() -> None:
+    catalog = catalog_from_index(
+        "main",
+        {
+            "nginx": [entry("1.0.0", annotations={"kubemart.io/categories": "Web Servers, Proxies"})],
+            "redis": [entry("7.0.0")],
+        },
+    )
+    assert catalog.skipped == []
+    assert sorted(catalog.entries) == ["main.nginx", "main.redis"]
+    nginx = catalog.entries["main.nginx"]
+    assert nginx.name == "main.nginx"
+    assert nginx.spec.app == "nginx"
+    assert nginx.content_hash == content_hash(nginx.spec)
+    assert nginx.labels == {
+        "kubemart.io/source": "main",
+        "kubemart.io/app": "nginx",
+        "kubemart.io/category": "Web-Servers",
+    }
+    assert "kubemart.io/category" not in catalog.entries["main.redis"].labels
+
+
+@pytest.mark.parametrize(
+    ("entries", "skipped_prefix", "skipped_text"),
+    [
+        pytest.param(
+            {"bad": [entry("latest")]}, "bad: ", "no version is valid semver", id="no valid version"
+        ),
+        pytest.param({"bad": []}, "bad: ", "no version is valid semver", id="no versions"),
+        pytest.param(
+            {"bad": annotated(price="lots")}, "bad: ", "is not '<amount> <currency>'", id="bad price"
+        ),
+        pytest.param({"bad": annotated(price="0 USD")}, "bad: ", "is zero", id="zero price"),
+        pytest.param(
+            {"bad": annotated(requirements="[a]")},
+            "bad: ",
+            "requirements must be a mapping",
+            id="bad requirements",
+        ),
+        pytest.param({"bad": [entry("1.0.0", urls=5)]}, "bad: ", "", id="urls not a list"),
+    ],
+)
+def test_catalog_from_index_skips_bad_charts_with_reasons(
+    entries: dict[str, list[dict[str, Any]]], skipped_prefix: str, skipped_text: str
+) -> None:
+    catalog = catalog_from_index("main", {"good": [entry("1.0.0")], **entries})
+    assert list(catalog.entries) == ["main.good"]
+    assert len(catalog.skipped) == 1
+    assert catalog.skipped[0].startswith(skipped_prefix)
+    assert skipped_text in catalog.skipped[0]
+
+
+def test_catalog_from_index_name_collision_keeps_first_in_sorted_order() -> None:
+    catalog = catalog_from_index("main", {"my-app": [entry("2.0.0")], "My_App": [entry("1.0.0")]})
+    assert list(catalog.entries) == ["main.my-app"]
+    # "My_App" sorts before "my-app", so it takes the name and "my-app" is reported.
+    assert catalog.entries["main.my-app"].spec.app == "My_App"
+    assert catalog.skipped == ["my-app: its object name main.my-app is taken by another chart"]
+
+
+def test_catalog_from_index_label_values_are_valid() -> None:
+    app = "Weird App!" + "x" * 80
+    catalog = catalog_from_index("main", {app: annotated(categories="-Dev Tools/CI-")})
+    (only,) = catalog.entries.values()
+    label = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+    for value in only.labels.values():
+        assert len(value) <= 63
+        assert label.match(value), value
+    assert only.labels["kubemart.io/category"] == "Dev-Tools-CI"
+
+
+def test_catalog_from_empty_index() -> None:
+    assert catalog_from_index("main", {}) == Catalog()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "domain/catalog.py:165 iterates `urls` without checking it is a list: an index entry with "
+        "`urls: https://x/a.tgz` (a string) becomes a list of single characters instead of being "
+        "read as one URL or skipped"
+    ),
+)
+def test_catalog_from_index_urls_given_as_a_string() -> None:
+    url = "https://charts.example/a-1.0.0.tgz"
+    catalog = catalog_from_index("main", {"a": [entry("1.0.0", urls=url)]})
+    if catalog.entries:
+        assert catalog.entries["main.a"].spec.versions[0].urls == [url]
+    else:
+        assert catalog.skipped
+
+
+# --- content_hash -----------------------------------------------------------------------------------
+
+
+BASE_SPEC = MarketAppSpec(
+    source="main", app="nginx", title="NGINX", categories=["web"], latest_version="1.0.0"
+)
+
+
+def test_content_hash_is_stable() -> None:
+    again = MarketAppSpec.model_validate(BASE_SPEC.wire())
+    assert content_hash(BASE_SPEC) == content_hash(again)
+    assert content_hash(BASE_SPEC) == content_hash(BASE_SPEC.model_copy(deep=True))
+    assert re.fullmatch(r"[0-9a-f]{32}", content_hash(BASE_SPEC))
+
+
+def test_content_hash_of_the_same_index_is_the_same() -> None:
+    first = catalog_from_index("main", {"nginx": CHART})
+    second = catalog_from_index("main", {"nginx": list(reversed(CHART))})
+    assert first.entries["main.nginx"].content_hash == second.entries["main.nginx"].content_hash
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"title": "Nginx"}, id="title"),
+        pytest.param({"description": "web"}, id="description added"),
+        pytest.param({"categories": ["web", "proxy"]}, id="category added"),
+        pytest.param({"categories": []}, id="category removed"),
+        pytest.param({"latest_version": "1.0.1"}, id="latest version"),
+        pytest.param({"price": Price(amount="1", currency="USD")}, id="price"),
+        pytest.param({"developer": Developer(name="Acme")}, id="developer"),
+        pytest.param({"source": "other"}, id="source"),
+    ],
+)
+def test_content_hash_is_sensitive(change: dict[str, Any]) -> None:
+    assert content_hash(BASE_SPEC.model_copy(update=change)) != content_hash(BASE_SPEC)
+
+
+# --- plan_sync --------------------------------------------------------------------------------------
+
+
+def catalog_of(*apps: str, title: str = "T") -> Catalog:
+    return catalog_from_index(
+        "main", {a: [entry("1.0.0", annotations={"kubemart.io/title": title})] for a in apps}
+    )
+
+
+def names(entries: list[CatalogEntry]) -> list[str]:
+    return sorted(e.name for e in entries)
+
+
+def hashes(catalog: Catalog) -> dict[str, str | None]:
+    return {name: e.content_hash for name, e in catalog.entries.items()}
+
+
+@pytest.mark.parametrize(
+    ("catalog", "existing", "write", "delete", "unchanged"),
+    [
+        pytest.param(catalog_of(), {}, [], [], 0, id="nothing at all"),
+        pytest.param(catalog_of("a", "b"), {}, ["main.a", "main.b"], [], 0, id="all new"),
+        pytest.param(catalog_of("a", "b"), hashes(catalog_of("a", "b")), [], [], 2, id="all unchanged"),
+        pytest.param(
+            catalog_of("a", "b"),
+            {**hashes(catalog_of("a")), **hashes(catalog_of("b", title="old"))},
+            ["main.b"],
+            [],
+            1,
+            id="one changed",
+        ),
+        pytest.param(
+            catalog_of("a"), {"main.a": None}, ["main.a"], [], 0, id="existing without a hash is rewritten"
+        ),
+        pytest.param(
+            catalog_of("a"),
+            {**hashes(catalog_of("a")), "main.z": "x", "main.gone": None},
+            [],
+            ["main.gone", "main.z"],
+            1,
+            id="gone ones deleted in sorted order",
+        ),
+        pytest.param(catalog_of(), {"main.a": "h"}, [], ["main.a"], 0, id="empty catalog deletes everything"),
+        pytest.param(
+            catalog_of("a", "new"),
+            {**hashes(catalog_of("a", title="old")), "main.old": "h"},
+            ["main.a", "main.new"],
+            ["main.old"],
+            0,
+            id="changed, new and gone together",
+        ),
+    ],
+)
+def test_plan_sync(
+    catalog: Catalog,
+    existing: dict[str, str | None],
+    write: list[str],
+    delete: list[str],
+    unchanged: int,
+) -> None:
+    plan = plan_sync(catalog, existing)
+    assert names(plan.write) == write
+    assert plan.delete == delete
+    assert plan.unchanged == unchanged
+    assert len(plan.write) + plan.unchanged == len(catalog.entries)
