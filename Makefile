@@ -37,8 +37,8 @@ run: setup cluster
 	KUBECONFIG=$(KUBECONFIG_LOCAL) hack/demo.sh run
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
 
 # The whole suite. The session fixture starts the local cluster unless KUBEMART_TEST_CLUSTER=external.
@@ -48,6 +48,10 @@ test: setup lint
 # Tests that need no cluster.
 unit: venv
 	$(VENV)/bin/pytest -m 'not cluster' $(PYTEST_ARGS)
+
+# Speed and memory against raw helm on the local cluster; results in docs/benchmarks.md.
+bench: setup cluster
+	KUBECONFIG=$(KUBECONFIG_LOCAL) $(PY) bench/bench.py $(BENCH_ARGS)
 
 clean: cluster-down
 	rm -rf bin $(VENV)

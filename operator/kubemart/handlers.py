@@ -16,6 +16,7 @@ from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Kube
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
+from kubemart.runtime import metrics
 from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.settings import Settings
 from kubemart.services.appinstall import AppInstalls
@@ -31,6 +32,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
     cfg = Settings()
+    metrics.serve(cfg.metrics_port)
     kube = Kube.from_environment()
     memo.settings = cfg
     memo.kube = kube

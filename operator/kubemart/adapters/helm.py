@@ -26,6 +26,7 @@ import yaml
 from lightkube.resources.core_v1 import Secret
 
 from kubemart.adapters.kube import Kube
+from kubemart.runtime import metrics
 
 log = logging.getLogger("kubemart.helm")
 
@@ -179,6 +180,7 @@ class Helm:
     async def _run(self, operation: str, coro: Any) -> Any:
         async with self._gate:
             self.started += 1
+            metrics.HELM_SUBPROCESSES.labels(operation).inc()
             try:
                 return await coro
             except pyhelm3.errors.Error as exc:

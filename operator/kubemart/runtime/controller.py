@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kubemart.runtime import metrics
+
 Key = tuple[str, str]
 """(namespace or "", name)."""
 Body = dict[str, Any]
@@ -164,6 +166,7 @@ class Controller:
             body = self._latest.get(key)
             if body is None:
                 return
+            metrics.RECONCILES.labels(self.name).inc()
             task = asyncio.create_task(self._reconcile(key, body))
             self._current[key] = task
             try:

@@ -30,6 +30,7 @@ from kubemart.domain.durations import parse_duration
 from kubemart.domain.triggers import RECONCILE_ANNOTATION
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus, SourceType
 from kubemart.models.resource import API_VERSION
+from kubemart.runtime import metrics
 from kubemart.runtime.controller import Key, Result, backoff, jittered
 from kubemart.runtime.settings import Settings
 from kubemart.services.events import EventRecorder
@@ -210,6 +211,7 @@ class CatalogSync:
                 "CatalogWriteFailed", f"Writing the catalog failed: {err.message}; will retry."
             ) from err
         self.writes += len(plan.write) + len(plan.delete)
+        metrics.CATALOG_WRITES.inc(len(plan.write) + len(plan.delete))
         return len(plan.write), len(plan.delete)
 
     async def _write_status(self, body: Body, status: MarketSourceStatus, summary: Summary) -> bool:

@@ -1,0 +1,441 @@
+"""Kubemart benchmarks on the local cluster (`make bench`): the operator against raw helm.
+
+(a) one AppInstall, apply to Ready, against `helm upgrade --install --wait` of the same chart;
+(b) 50 AppInstalls applied at once, against 50 direct helm installs run 4 at a time;
+(c) a catalog of 5,000 generated charts: first sync, an unchanged re-sync, API writes, peak RSS.
+
+Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import http.server
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / "bin"
+KUBECONFIG = os.environ.get("KUBECONFIG", str(ROOT / ".cluster" / "kubeconfig"))
+GROUP, VERSION = "kubemart.io", "v1alpha1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, fmt: str, *args: Any) -> None:
+        pass
+
+
+def serve(directory: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def env() -> dict[str, str]:
+    return dict(os.environ) | {"KUBECONFIG": KUBECONFIG, "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def kubectl(*args: str) -> str:
+    return subprocess.run(
+        [str(BIN / "kubectl"), *args], env=env(), check=True, capture_output=True, text=True
+    ).stdout
+
+
+class Operator:
+    def __init__(self, log: Path) -> None:
+        self.health = free_port()
+        self.metrics = free_port()
+        self.log = log
+        exe = Path(sys.executable).with_name("kubemart")
+        extra = {"KUBEMART_METRICS_PORT": str(self.metrics), "KUBEMART_CHART_CACHE_DIR": tempfile.mkdtemp()}
+        with log.open("ab") as f:
+            self.proc = subprocess.Popen(
+                [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health}/healthz"],
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env=env() | extra,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.health}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"operator did not start; see {log}")
+
+    def peak_rss_mib(self) -> float:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024  # type: ignore[union-attr]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def metric(self, name: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics}/metrics", timeout=5).text
+        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.M))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def apiserver_writes(resource: str) -> float:
+    """Mutating requests the API server has served for `resource`, from its own metrics."""
+    text = kubectl("get", "--raw", "/metrics")
+    total = 0.0
+    for line in text.splitlines():
+        mutating = re.search(r'verb="(POST|PUT|PATCH|DELETE|APPLY)"', line)
+        if line.startswith("apiserver_request_total{") and f'resource="{resource}"' in line and mutating:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_until(probe: Any, timeout: float, interval: float = 0.05) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if probe():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise TimeoutError(f"not reached within {timeout}s")
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    st = obj.get("status") or {}
+    return st.get("observedGeneration") == obj["metadata"].get("generation") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or []
+    )
+
+
+def make_repo(tmp: Path) -> tuple[str, http.server.ThreadingHTTPServer, Path]:
+    repo = tmp / "repo"
+    repo.mkdir()
+    subprocess.run(
+        [str(BIN / "helm"), "package", str(ROOT / "examples/catalog/hello-web"), "-d", str(repo)],
+        check=True,
+        capture_output=True,
+    )
+    url, server = serve(repo)
+    subprocess.run(
+        [str(BIN / "helm"), "repo", "index", str(repo), "--url", url], check=True, capture_output=True
+    )
+    return url, server, next(repo.glob("*.tgz"))
+
+
+def create_source(custom: client.CustomObjectsApi, name: str, url: str) -> None:
+    custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "marketsources",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MarketSource",
+            "metadata": {"name": name},
+            "spec": {"url": url, "interval": "1h"},
+        },
+    )
+    wait_until(lambda: is_ready(custom.get_cluster_custom_object(GROUP, VERSION, "marketsources", name)), 120)
+
+
+def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_until(lambda: _has_sa(core, name), 30)
+    return name
+
+
+def _has_sa(core: client.CoreV1Api, ns: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", ns)
+        return True
+    except client.ApiException:
+        return False
+
+
+def appinstall(name: str, source: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AppInstall",
+        "metadata": {"name": name},
+        "spec": {"source": source, "app": "hello-web"},
+    }
+
+
+def _ready_app(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:
+    return is_ready(custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "appinstalls", name))
+
+
+def helm_install(release: str, chart: Path, namespace: str) -> float:
+    start = time.monotonic()
+    subprocess.run(
+        [
+            str(BIN / "helm"),
+            "upgrade",
+            "--install",
+            release,
+            str(chart),
+            "-n",
+            namespace,
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        env=env(),
+        check=True,
+        capture_output=True,
+    )
+    return time.monotonic() - start
+
+
+def bench_single(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, source: str, chart: Path, runs: int
+) -> dict[str, Any]:
+    op_times, helm_times = [], []
+    for i in range(runs):
+        ns = new_namespace(core, "bench-a")
+        helm_times.append(helm_install(f"raw-{i}", chart, ns))
+        start = time.monotonic()
+        name = f"app-{i}"
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "appinstalls", appinstall(name, source))
+        wait_until(partial(_ready_app, custom, ns, name), 300)
+        op_times.append(time.monotonic() - start)
+        core.delete_namespace(ns)
+    op, raw = statistics.median(op_times), statistics.median(helm_times)
+    return {
+        "runs": runs,
+        "operator_median_s": round(op, 3),
+        "helm_median_s": round(raw, 3),
+        "ratio": round(op / raw, 3),
+        "operator_s": [round(t, 3) for t in op_times],
+        "helm_s": [round(t, 3) for t in helm_times],
+    }
+
+
+def bench_batch(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, source: str, chart: Path, count: int
+) -> dict[str, Any]:
+    ns = new_namespace(core, "bench-b-helm")
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: helm_install(f"raw-{i}", chart, ns), range(count)))
+    raw = time.monotonic() - start
+    core.delete_namespace(ns)
+
+    ns = new_namespace(core, "bench-b-op")
+    start = time.monotonic()
+    for i in range(count):
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, "appinstalls", appinstall(f"app-{i}", source)
+        )
+
+    def all_ready() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, "appinstalls")["items"]
+        return len(items) == count and all(is_ready(o) for o in items)
+
+    wait_until(all_ready, 900, interval=0.25)
+    op = time.monotonic() - start
+    core.delete_namespace(ns)
+    return {
+        "count": count,
+        "operator_s": round(op, 2),
+        "helm_4_at_a_time_s": round(raw, 2),
+        "ratio": round(op / raw, 3),
+    }
+
+
+def generated_index(charts: int, versions: int, url: str) -> bytes:
+    entries = {}
+    for i in range(charts):
+        name = f"app-{i:05d}"
+        entries[name] = [
+            {
+                "apiVersion": "v2",
+                "name": name,
+                "version": f"1.{v}.0",
+                "appVersion": f"1.{v}.0",
+                "description": f"Generated app number {i}",
+                "keywords": ["generated", f"group-{i % 50}"],
+                "annotations": {
+                    "kubemart.io/categories": f"category-{i % 20}",
+                    "kubemart.io/title": f"App {i}",
+                },
+                "digest": f"{i:032x}{v:032x}",
+                "urls": [f"{url}/{name}-1.{v}.0.tgz"],
+            }
+            for v in range(versions)
+        ]
+    return yaml.safe_dump({"apiVersion": "v1", "entries": entries}).encode()
+
+
+def bench_catalog(
+    custom: client.CustomObjectsApi, operator: Operator, tmp: Path, charts: int
+) -> dict[str, Any]:
+    repo = tmp / f"big-{charts}"
+    repo.mkdir()
+    url, server = serve(repo)
+    (repo / "index.yaml").write_bytes(generated_index(charts, 3, url))
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    writes0 = apiserver_writes("marketapps")
+    start = time.monotonic()
+    create_source(custom, name, url)
+    first = time.monotonic() - start
+    writes1 = apiserver_writes("marketapps")
+    stamp = datetime.now(UTC).isoformat()
+    custom.patch_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "marketsources",
+        name,
+        {"metadata": {"annotations": {"kubemart.io/reconcile-requested-at": stamp}}},
+    )
+    start = time.monotonic()
+    wait_until(
+        lambda: (
+            (custom.get_cluster_custom_object(GROUP, VERSION, "marketsources", name).get("status") or {}).get(
+                "lastHandledReconcileAt"
+            )
+            == stamp
+        ),
+        120,
+    )
+    resync = time.monotonic() - start
+    writes2 = apiserver_writes("marketapps")
+    result = {
+        "charts": charts,
+        "index_mib": round((repo / "index.yaml").stat().st_size / 2**20, 1),
+        "first_sync_s": round(first, 2),
+        "first_sync_marketapp_writes": int(writes1 - writes0),
+        "unchanged_resync_s": round(resync, 3),
+        "unchanged_resync_marketapp_writes": int(writes2 - writes1),
+        "operator_peak_rss_mib": round(operator.peak_rss_mib(), 1),
+    }
+    custom.delete_cluster_custom_object(GROUP, VERSION, "marketsources", name)
+    server.shutdown()
+    return result
+
+
+def write_report(results: dict[str, Any], command: str) -> None:
+    a, b, c = results.get("single"), results.get("batch"), results.get("catalog")
+    lines = [
+        "## Latest results",
+        "",
+        f"Measured {results['when']} on this 2-core machine with `{command}` (local kwok cluster, helm {results['helm']}).",
+        "",
+    ]
+    if a:
+        lines += [
+            "### (a) One app: apply to Ready",
+            "",
+            "| | median of runs | per run (s) |",
+            "| --- | --- | --- |",
+            f"| `helm upgrade --install --wait` (baseline) | {a['helm_median_s']} s | {a['helm_s']} |",
+            f"| AppInstall applied until Ready | {a['operator_median_s']} s | {a['operator_s']} |",
+            f"| **ratio** | **{a['ratio']}** (target ≤ 1.10) | |",
+            "",
+        ]
+    if b:
+        lines += [
+            f"### (b) {b['count']} apps at once",
+            "",
+            "| | time to all Ready |",
+            "| --- | --- |",
+            f"| {b['count']} direct helm installs, 4 at a time (baseline) | {b['helm_4_at_a_time_s']} s |",
+            f"| {b['count']} AppInstalls applied at once | {b['operator_s']} s |",
+            f"| **ratio** | **{b['ratio']}** (target ≤ 1.0) |",
+            "",
+        ]
+    if c:
+        lines += [
+            f"### (c) Catalog of {c['charts']} charts ({c['index_mib']} MiB index, 3 versions each)",
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| first sync, to Ready | {c['first_sync_s']} s |",
+            f"| MarketApp writes on first sync (API server's own count) | {c['first_sync_marketapp_writes']} |",
+            f"| unchanged re-sync, request to handled | {c['unchanged_resync_s']} s |",
+            f"| MarketApp writes on unchanged re-sync | {c['unchanged_resync_marketapp_writes']} |",
+            f"| operator peak RSS (VmHWM) | {c['operator_peak_rss_mib']} MiB |",
+            "",
+        ]
+    doc = ROOT / "docs" / "benchmarks.md"
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    marker = "<!-- results: written by bench/bench.py -->"
+    head = text.split(marker)[0].rstrip() + "\n\n" if marker in text else text.rstrip() + "\n\n"
+    doc.write_text(head + marker + "\n\n" + "\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--charts", type=int, default=5000)
+    parser.add_argument("--only", choices=["single", "batch", "catalog"], action="append")
+    args = parser.parse_args()
+    only = set(args.only or ["single", "batch", "catalog"])
+    config.load_kube_config(KUBECONFIG)
+    custom, core = client.CustomObjectsApi(), client.CoreV1Api()
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
+    tmp = Path(tempfile.mkdtemp(prefix="kubemart-bench-"))
+    op = Operator(tmp / "operator.log")
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "helm": subprocess.run(
+            [str(BIN / "helm"), "version", "--short"], capture_output=True, text=True
+        ).stdout.strip(),
+    }
+    try:
+        if only & {"single", "batch"}:
+            url, _server, chart = make_repo(tmp)
+            source = f"bench-{uuid.uuid4().hex[:6]}"
+            create_source(custom, source, url)
+            helm_install(
+                "warmup", chart, new_namespace(core, "bench-warm")
+            )  # first-run costs out of the figures
+            if "single" in only:
+                results["single"] = bench_single(custom, core, source, chart, args.runs)
+                print(json.dumps(results["single"]), flush=True)
+            if "batch" in only:
+                results["batch"] = bench_batch(custom, core, source, chart, args.batch)
+                print(json.dumps(results["batch"]), flush=True)
+            custom.delete_cluster_custom_object(GROUP, VERSION, "marketsources", source)
+        if "catalog" in only:
+            results["catalog"] = bench_catalog(custom, op, tmp, args.charts)
+            print(json.dumps(results["catalog"]), flush=True)
+    finally:
+        op.stop()
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2))
+    write_report(results, "make bench")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
