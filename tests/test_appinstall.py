@@ -10,6 +10,7 @@ from kubernetes import client
 from support.apps import SCHEMA, handled, install, request_reconcile, running
 from support.cluster import Cluster
 from support.kube import Objects, condition
+from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
 from support.wait import wait_for
 
@@ -158,3 +159,42 @@ def test_two_installs_may_not_claim_one_release(objects: Objects, catalog: str, 
     assert cond["reason"] == "ReleaseConflict"
     assert f"{namespace}/first" in cond["message"]
     assert objects.get("appinstalls", "first", namespace)["status"]["releaseRevision"] == 1  # type: ignore[index]
+
+
+def test_deleting_after_the_release_is_gone_still_finishes(
+    cluster: Cluster, objects: Objects, catalog: str, namespace: str
+) -> None:
+    install(objects, namespace, "gone", source=catalog, app="hello")
+    wait_for(lambda: running(objects, namespace, "gone"), timeout=120, what="Running")
+    cluster.run("helm", "uninstall", "gone", "-n", namespace)
+    objects.delete("appinstalls", "gone", namespace)
+    wait_for(
+        lambda: objects.get("appinstalls", "gone", namespace) is None, timeout=60, what="finalizer removed"
+    )
+
+
+def test_global_helm_limit_runs_one_operation_at_a_time(
+    cluster: Cluster, objects: Objects, catalog: str, namespace: str, operator_session: OperatorProcess
+) -> None:
+    # A second operator would fight the shared one; stop it for this test and bring it back after.
+    operator_session.stop()
+    limited = OperatorProcess(cluster, extra_env={"KUBEMART_MAX_CONCURRENT_HELM": "1"})
+    limited.start()
+    try:
+        for i in range(3):
+            install(objects, namespace, f"one-{i}", source=catalog, app="hello")
+        for i in range(3):
+            wait_for(
+                lambda i=i: running(objects, namespace, f"one-{i}"), timeout=180, what=f"one-{i} Running"
+            )
+        in_flight, most = 0, 0
+        for line in limited.log().splitlines():
+            if "pyhelm3.command running command" in line:
+                in_flight += 1
+            elif "pyhelm3.command command succeeded" in line or "pyhelm3.command command failed" in line:
+                in_flight -= 1
+            most = max(most, in_flight)
+        assert most == 1
+    finally:
+        limited.stop()
+        operator_session.start()

@@ -382,15 +382,6 @@ def test_object_name_is_capped_at_253_characters() -> None:
     assert DNS1123_SUBDOMAIN.match(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "domain/catalog.py:73-75 object_name promises a DNS-safe name but only strips '-' and '.' at "
-        "the ends of the whole name, before truncating: a chart name starting with '_', '-' or a non-ASCII "
-        "letter gives 'main.-internal' (a label starting with '-'), and cutting to 253 characters can "
-        "leave a trailing '-'; the API server rejects both names"
-    ),
-)
 @pytest.mark.parametrize(
     ("source", "app"),
     [
@@ -481,14 +472,6 @@ def test_catalog_from_empty_index() -> None:
     assert catalog_from_index("main", {}) == Catalog()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "domain/catalog.py:165 iterates `urls` without checking it is a list: an index entry with "
-        "`urls: https://x/a.tgz` (a string) becomes a list of single characters instead of being "
-        "read as one URL or skipped"
-    ),
-)
 def test_catalog_from_index_urls_given_as_a_string() -> None:
     url = "https://charts.example/a-1.0.0.tgz"
     catalog = catalog_from_index("main", {"a": [entry("1.0.0", urls=url)]})

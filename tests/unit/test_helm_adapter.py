@@ -58,14 +58,6 @@ GENERIC = (
 )
 
 
-SCHEMA_READABLE_BUG = (
-    "adapters/helm.py:44-49,55-61: Helm prints a values schema violation over several lines, the "
-    "failing field after 'Error: ... in the following chart(s):'; _last_error_line keeps only the Error: "
-    "line, so the message, which services/appinstall.py shows in the Ready condition and the event "
-    "(`detail` is never shown), reads '...following chart(s):. Fix spec.values or valuesFrom.' and never "
-    "says which value is wrong"
-)
-
 CASES = [
     pytest.param(SCHEMA, "install", "ValuesSchemaViolation", False, "Fix spec.values", id="values schema"),
     pytest.param(
@@ -130,9 +122,6 @@ def test_classify(stderr: str, operation: str, reason: str, retryable: bool, men
         pytest.param(
             *case.values[:2],
             id=case.id,
-            marks=pytest.mark.xfail(strict=True, reason=SCHEMA_READABLE_BUG)
-            if case.values[0] is SCHEMA
-            else (),
         )
         for case in CASES
     ],
@@ -179,7 +168,6 @@ def test_classify_is_case_insensitive() -> None:
     assert classify("ERROR: CONTEXT DEADLINE EXCEEDED", operation="install").reason == "ReleaseNotReady"
 
 
-@pytest.mark.xfail(strict=True, reason=SCHEMA_READABLE_BUG)
 def test_schema_violation_message_names_the_bad_value() -> None:
     err = classify(SCHEMA, operation="install")
     assert "replicaCount" in err.message

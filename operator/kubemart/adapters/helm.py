@@ -55,9 +55,13 @@ def classify(stderr: str, *, operation: str) -> HelmError:
     text = stderr.lower()
     line = _last_error_line(stderr)[:600]
     if "values don't meet the specifications of the schema" in text:
+        # helm names the failing fields on the lines after its "Error:" line.
+        lines = [ln.strip(" -") for ln in stderr.strip().splitlines() if ln.strip()]
+        start = next((i for i, ln in enumerate(lines) if "values don't meet" in ln.lower()), len(lines))
+        fields = "; ".join(ln for ln in lines[start + 1 :] if ln)[:600] or line
         return HelmError(
             "ValuesSchemaViolation",
-            f"The chart rejected the values: {line}. Fix spec.values or valuesFrom.",
+            f"The chart's values.schema.json rejected the values: {fields}. Fix spec.values or valuesFrom.",
             retryable=False,
             detail=stderr,
         )

@@ -71,8 +71,10 @@ def parse_index(body: bytes) -> dict[str, list[dict[str, Any]]]:
 
 
 def object_name(source: str, app: str) -> str:
-    name = _NAME_BAD.sub("-", f"{source}.{app}".lower()).strip("-.")
-    return name[:253]
+    """A valid DNS subdomain: lowercase alphanumeric labels joined by dots, at most 253 characters."""
+    labels = [_NAME_BAD.sub("-", part.lower()).strip("-.") for part in f"{source}.{app}".split(".")]
+    name = ".".join(label for label in labels if label)[:253]
+    return name.rstrip("-.") or "app"
 
 
 def _first_line(exc: Exception) -> str:
@@ -119,6 +121,12 @@ def parse_requirements(text: str) -> Requirements:
     )
 
 
+def _urls(value: Any) -> list[str]:
+    if isinstance(value, str):  # one URL written without a list
+        return [value]
+    return [str(u) for u in value or []]
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -162,7 +170,7 @@ def app_spec(source: str, app: str, entries: list[dict[str, Any]]) -> MarketAppS
                 app_version=_opt_str(by_version[v].get("appVersion")),
                 created=_opt_str(by_version[v].get("created")),
                 digest=_opt_str(by_version[v].get("digest")),
-                urls=[str(u) for u in by_version[v].get("urls") or []],
+                urls=_urls(by_version[v].get("urls")),
             )
             for v in ordered[:MAX_VERSIONS]
         ],

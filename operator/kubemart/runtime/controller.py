@@ -37,8 +37,9 @@ def jittered(seconds: float, fraction: float = 0.1) -> float:
 
 
 def backoff(failures: int, *, base: float = 2.0, cap: float = 300.0) -> float:
-    """Exponential backoff with jitter: 2s, 4s, 8s ... up to `cap`."""
-    return jittered(min(cap, base * (2 ** max(0, failures - 1))), 0.2)
+    """Exponential backoff with jitter: 2s, 4s, 8s ... never more than `cap`."""
+    exponent = min(max(0, failures - 1), 32)  # past this the cap rules anyway; 2**n must not overflow
+    return min(cap, jittered(min(cap, base * 2**exponent), 0.2))
 
 
 def _rv(body: Body) -> int:
@@ -71,6 +72,8 @@ class Controller:
         self._latest: dict[Key, Body] = {}
         self._wake: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._stopping: dict[Key, asyncio.Task[None]] = {}
+        """Workers of forgotten objects still winding down (a helm subprocess being terminated)."""
         self._current: dict[Key, asyncio.Task[Result]] = {}
         self._closed = False
 
@@ -113,6 +116,10 @@ class Controller:
         self._wake.pop(key, None)
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
+            self._stopping[key] = worker
+            worker.add_done_callback(
+                lambda _: self._stopping.pop(key, None) if self._stopping.get(key) is worker else None
+            )
 
     def wake(self, keys: Iterable[Key]) -> None:
         """Reconcile these now, whatever their bodies say (something they depend on changed)."""
@@ -160,6 +167,11 @@ class Controller:
                 return
 
     async def _worker(self, key: Key) -> None:
+        # An object deleted and created again under the same name: let the old loop finish first,
+        # so that two reconciles of one key never overlap.
+        old = self._stopping.get(key)
+        if old is not None:
+            await asyncio.gather(old, return_exceptions=True)
         delay: float | None = 0.0
         while True:
             await self._wait(key, delay)
@@ -182,7 +194,8 @@ class Controller:
                 self._log.exception("reconcile of %s/%s failed unexpectedly", *key)
                 result = Result(requeue_after=backoff(3))
             finally:
-                self._current.pop(key, None)
+                if self._current.get(key) is task:
+                    self._current.pop(key, None)
             delay = result.requeue_after
 
     async def close(self) -> None:
