@@ -29,10 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
+from support.generated import generated_index  # noqa: E402
+
 BIN = ROOT / "bin"
 KUBECONFIG = os.environ.get("KUBECONFIG", str(ROOT / ".cluster" / "kubeconfig"))
 GROUP, VERSION = "kubemart.io", "v1alpha1"
@@ -108,13 +111,7 @@ class Operator:
 
 def apiserver_writes(resource: str) -> float:
     """Mutating requests the API server has served for `resource`, from its own metrics."""
-    text = kubectl("get", "--raw", "/metrics")
-    total = 0.0
-    for line in text.splitlines():
-        mutating = re.search(r'verb="(POST|PUT|PATCH|DELETE|APPLY)"', line)
-        if line.startswith("apiserver_request_total{") and f'resource="{resource}"' in line and mutating:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return mutating_requests(kubectl("get", "--raw", "/metrics"), resource)
 
 
 def wait_until(probe: Any, timeout: float, interval: float = 0.05) -> float:
@@ -267,30 +264,6 @@ def bench_batch(
         "helm_4_at_a_time_s": round(raw, 2),
         "ratio": round(op / raw, 3),
     }
-
-
-def generated_index(charts: int, versions: int, url: str) -> bytes:
-    entries = {}
-    for i in range(charts):
-        name = f"app-{i:05d}"
-        entries[name] = [
-            {
-                "apiVersion": "v2",
-                "name": name,
-                "version": f"1.{v}.0",
-                "appVersion": f"1.{v}.0",
-                "description": f"Generated app number {i}",
-                "keywords": ["generated", f"group-{i % 50}"],
-                "annotations": {
-                    "kubemart.io/categories": f"category-{i % 20}",
-                    "kubemart.io/title": f"App {i}",
-                },
-                "digest": f"{i:032x}{v:032x}",
-                "urls": [f"{url}/{name}-1.{v}.0.tgz"],
-            }
-            for v in range(versions)
-        ]
-    return yaml.safe_dump({"apiVersion": "v1", "entries": entries}).encode()
 
 
 def bench_catalog(
