@@ -25,7 +25,6 @@ cluster: tools
 	hack/cluster.sh up
 
 cluster-down:
-	-test -f .cluster/demo-repo.pid && kill $$(cat .cluster/demo-repo.pid) 2>/dev/null
 	hack/cluster.sh down
 
 # crds/ is generated from the pydantic models; a test fails when it is stale.

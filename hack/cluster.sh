@@ -70,6 +70,10 @@ up() {
 }
 
 down() {
+  # The demo chart repository of `make run`, if it is being served.
+  if [ -f "$state/demo-repo.pid" ]; then
+    kill "$(cat "$state/demo-repo.pid")" 2>/dev/null || true
+  fi
   if [ -d "$KWOK_WORKDIR/clusters/$name" ]; then
     kwokctl delete cluster --name "$name" || true
   fi

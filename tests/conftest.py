@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 
 from support.apps import SCHEMA, create_source
-from support.cluster import ROOT, Cluster, start_cluster
+from support.cluster import ROOT, Cluster, start_cluster, stop_cluster
 from support.kube import Objects, ready
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
@@ -30,10 +30,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Cluster:
+def cluster() -> Iterator[Cluster]:
     c = start_cluster()
     os.environ["KUBECONFIG"] = str(c.kubeconfig)
-    return c
+    yield c
+    stop_cluster(c)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ BIN = ROOT / "bin"
 class Cluster:
     kubeconfig: Path
     external: bool
+    started_here: bool = False
+    """True when this test session started the local cluster (and so stops it at the end)."""
 
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(config_file=str(self.kubeconfig))
@@ -42,5 +44,13 @@ def start_cluster() -> Cluster:
         if not path:
             raise RuntimeError("KUBEMART_TEST_CLUSTER=external needs KUBECONFIG to name the cluster")
         return Cluster(kubeconfig=Path(path.split(os.pathsep)[0]), external=True)
-    subprocess.run([str(ROOT / "hack" / "cluster.sh"), "up"], check=True, timeout=3600)
-    return Cluster(kubeconfig=ROOT / ".cluster" / "kubeconfig", external=False)
+    script = str(ROOT / "hack" / "cluster.sh")
+    running = subprocess.run([script, "status"], capture_output=True, timeout=60).returncode == 0
+    subprocess.run([script, "up"], check=True, timeout=3600)
+    return Cluster(kubeconfig=ROOT / ".cluster" / "kubeconfig", external=False, started_here=not running)
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    """Stop the local cluster if this session started it, unless KUBEMART_KEEP_CLUSTER=1."""
+    if cluster.started_here and os.environ.get("KUBEMART_KEEP_CLUSTER") != "1":
+        subprocess.run([str(ROOT / "hack" / "cluster.sh"), "down"], check=False, timeout=300)
