@@ -189,9 +189,9 @@ def test_global_helm_limit_runs_one_operation_at_a_time(
             )
         in_flight, most = 0, 0
         for line in limited.log().splitlines():
-            if "pyhelm3.command running command" in line:
+            if "kubemart.helm running command" in line:
                 in_flight += 1
-            elif "pyhelm3.command command succeeded" in line or "pyhelm3.command command failed" in line:
+            elif "kubemart.helm command succeeded" in line or "kubemart.helm command failed" in line:
                 in_flight -= 1
             most = max(most, in_flight)
         assert most == 1

@@ -21,6 +21,7 @@ from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.settings import Settings
 from kubemart.services.appinstall import AppInstalls
 from kubemart.services.catalog_sync import CatalogSync
+from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
 
 
@@ -45,12 +46,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.apps = Controller("appinstall", memo.installs.reconcile, needs=needs_reconcile)
     memo.installs.claims = lambda: list(memo.apps.latest().values())
     memo.installs.remember = memo.apps.record
+    memo.drift = DriftWatcher(kube, lambda ns, release: memo.apps.wake(_owners(memo, ns, release)))
+    memo.drift.start()
     logger.info("kubemart operator %s started", __version__)
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     await memo.sources.close()
+    await memo.drift.close()
     await memo.apps.close()
     await memo.events.close()
     await memo.kube.close()
@@ -74,7 +78,24 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
         # A release this object held may now be free for a rival that was refused it.
         memo.apps.wake(k for k, b in memo.apps.latest().items() if _reason(b) == "ReleaseConflict")
         return
+    key = key_of(obj)
+    running = memo.apps.reconciling(key)
+    if running is not None:
+        meta, was = obj["metadata"], running["metadata"]
+        if meta.get("deletionTimestamp") or meta.get("generation") != was.get("generation"):
+            # Cancel: a newer spec or a deletion stops the operation in flight instead of waiting for it.
+            memo.apps.cancel_current(key)
     memo.apps.observe(obj)
+
+
+def _owners(memo: kopf.Memo, namespace: str, release: str) -> list[tuple[str, str]]:
+    """The AppInstalls whose release is `release` in `namespace`."""
+    out = []
+    for key, body in memo.apps.latest().items():
+        spec = body.get("spec") or {}
+        if (spec.get("targetNamespace") or key[0], spec.get("releaseName") or key[1]) == (namespace, release):
+            out.append(key)
+    return out
 
 
 @kopf.on.event(GROUP, VERSION, "marketapps")

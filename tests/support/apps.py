@@ -33,7 +33,10 @@ def handled(
 
 SCHEMA = {
     "type": "object",
-    "properties": {"replicaCount": {"type": "integer", "minimum": 0}, "message": {"type": "string"}},
+    "properties": {
+        "replicaCount": {"type": ["integer", "null"], "minimum": 0},
+        "message": {"type": "string"},
+    },
 }
 
 

@@ -43,6 +43,8 @@ class OperatorProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                # Its own process group, so that a crash can take its helm subprocesses with it.
+                start_new_session=True,
             )
         wait_for(self.healthy, timeout=timeout, what="operator health endpoint")
 
@@ -67,6 +69,19 @@ class OperatorProcess:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=30)
+
+    def crash(self) -> None:
+        """SIGKILL the operator and its helm subprocesses, as a node failure or OOM kill would."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def metric(self, name: str) -> float:
+        """The sum of a Prometheus metric's samples, from the operator's /metrics."""
+        import re
+
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M))
 
     def stop(self, *, timeout: float = 30) -> None:
         if self.proc and self.proc.poll() is None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
 import logging
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +126,8 @@ class ReleaseRecord:
     """deployed, failed, superseded, pending-install, pending-upgrade, pending-rollback, uninstalling, ..."""
     chart_version: str | None = None
     manifest: str = field(default="", repr=False)
+    modified_at: float | None = None
+    """Unix time Helm last wrote this revision, from its storage labels."""
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,54 @@ def decode_release(data: str) -> dict[str, Any]:
     return result
 
 
+class _ExecCommand(pyhelm3.Command):
+    """pyhelm3's commands, run without a shell.
+
+    pyhelm3 starts helm through `sh -c`; cancelling then signals the shell, and helm runs on as an
+    orphan. Here helm is the child itself, so SIGTERM reaches it and it marks the release failed
+    (helm handles SIGTERM for install and upgrade) before it exits.
+    """
+
+    def __init__(self, *, executable: str, history_max_revisions: int, term_grace: float = 30.0) -> None:
+        super().__init__(executable=executable, history_max_revisions=history_max_revisions)
+        self._exe = executable
+        self._term_grace = term_grace
+
+    async def run(self, command: list[Any], input: bytes | None = None) -> bytes:  # noqa: A002 - pyhelm3's name
+        args = [self._exe, *(str(part) for part in command)]
+        # Values go on stdin, so the command line holds no secret.
+        shown = shlex.join(args)
+        log.info("running command: %s", shown)
+        proc = await asyncio.create_subprocess_exec(
+            *args,
+            stdin=asyncio.subprocess.PIPE if input is not None else None,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            stdout, stderr = await proc.communicate(input)
+        except asyncio.CancelledError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), self._term_grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            raise
+        if proc.returncode != 0:
+            log.warning("command failed: %s", shown)
+            raise pyhelm3.errors.Error(proc.returncode or 1, stdout, stderr)
+        log.info("command succeeded: %s", shown)
+        return stdout
+
+
 class Helm:
     def __init__(self, kube: Kube, *, executable: str, max_concurrent: int) -> None:
         self.kube = kube
-        self._command = pyhelm3.Command(executable=executable, history_max_revisions=10)
+        self._command = _ExecCommand(executable=executable, history_max_revisions=10)
         self._gate = asyncio.Semaphore(max_concurrent)
+        self._manifests: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
         self.started = 0
         """helm subprocesses started since start (metrics and benchmarks read it)."""
 
@@ -176,10 +223,26 @@ class Helm:
                     status=labels.get("status", "unknown"),
                     chart_version=chart_version,
                     manifest=manifest,
+                    modified_at=_unix(labels.get("modifiedAt") or labels.get("createdAt")),
                 )
             )
         records.sort(key=lambda r: r.revision, reverse=True)
         return ReleaseHistory(tuple(records))
+
+    async def manifest(self, release: str, namespace: str, revision: int) -> list[dict[str, Any]]:
+        """The objects a revision rendered, read from Helm's storage and kept: revisions never change."""
+        key = (namespace, release, revision)
+        cached = self._manifests.get(key)
+        if cached is None:
+            body = await self.kube.get(Secret, f"sh.helm.release.v1.{release}.v{revision}", namespace)
+            if body is None:
+                return []
+            doc = decode_release((body.get("data") or {}).get("release", ""))
+            cached = manifest_objects(doc.get("manifest", ""))
+            if len(self._manifests) > 2048:
+                self._manifests.clear()
+            self._manifests[key] = cached
+        return cached
 
     async def _run(self, operation: str, coro: Any) -> Any:
         async with self._gate:
@@ -252,6 +315,13 @@ class Helm:
                 return False
             raise
         return True
+
+
+def _unix(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def manifest_objects(manifest: str) -> list[dict[str, Any]]:

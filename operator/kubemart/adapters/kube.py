@@ -14,6 +14,8 @@ from typing import Any, cast
 import httpx2
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
+from lightkube.core.resource import NamespacedResource
+from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import (
     GenericGlobalResource,
     GenericNamespacedResource,
@@ -176,6 +178,49 @@ class Kube:
         from lightkube.resources.core_v1 import Namespace
 
         return await self.get(Namespace, name) is not None
+
+    # --- any object of a release --------------------------------------------------------------
+
+    @staticmethod
+    def resource_for(api_version: str, kind: str) -> Any | None:
+        """lightkube's class for a built-in kind; None for kinds it does not know (a chart's own CRDs)."""
+        try:
+            return resource_registry.load(api_version, kind)
+        except Exception:  # lightkube raises several kinds of error for an unknown kind
+            return None
+
+    @classmethod
+    def is_namespaced(cls, api_version: str, kind: str) -> bool:
+        res = cls.resource_for(api_version, kind)
+        return res is None or issubclass(res, NamespacedResource)
+
+    async def get_object(self, api_version: str, kind: str, name: str, namespace: str | None) -> Body | None:
+        res = self.resource_for(api_version, kind)
+        if res is None:
+            raise KubeError(0, "UnknownKind", f"{api_version} {kind} is not a kind the operator can read")
+        return await self.get(res, name, namespace if issubclass(res, NamespacedResource) else None)
+
+    async def apply_object(
+        self, body: Body, *, namespace: str | None, field_manager: str = FIELD_MANAGER
+    ) -> Body:
+        """Server-side apply of any object, taking ownership of the fields it sets."""
+        res = self.resource_for(body["apiVersion"], body["kind"])
+        if res is None:
+            raise KubeError(
+                0, "UnknownKind", f"{body['apiVersion']} {body['kind']} is not a kind the operator can apply"
+            )
+        ns = namespace if issubclass(res, NamespacedResource) else None
+        try:
+            obj = res.from_dict(body)
+            return _to_dict(await self._api.apply(obj, namespace=ns, field_manager=field_manager, force=True))
+        except (ApiError, httpx2.HTTPError) as exc:
+            raise _translate(exc) from exc
+
+    async def scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int) -> None:
+        res = self.resource_for(api_version, kind)
+        if res is None:
+            return
+        await self.merge_patch(res, name, {"spec": {"replicas": replicas}}, namespace=namespace)
 
     async def watch(self, res: Any, *, namespace: str | None = None) -> AsyncIterator[tuple[str, Body]]:
         async for event_type, obj in self._api.watch(res, namespace=namespace):

@@ -231,6 +231,10 @@ class AppInstallStatus(Model):
     failures: int | None = Field(
         default=None, description="Consecutive failed attempts of the current operation."
     )
+    stopped_replicas: dict[str, int] | None = Field(
+        default=None,
+        description="Replicas of each workload (Kind/name) before the app was stopped, to restore.",
+    )
 
 
 class AppInstall(Resource):

@@ -75,6 +75,7 @@ class Controller:
         self._stopping: dict[Key, asyncio.Task[None]] = {}
         """Workers of forgotten objects still winding down (a helm subprocess being terminated)."""
         self._current: dict[Key, asyncio.Task[Result]] = {}
+        self._current_body: dict[Key, Body] = {}
         self._closed = False
 
     # --- fed by watch events -------------------------------------------------------------------
@@ -136,6 +137,10 @@ class Controller:
         task.cancel()
         return True
 
+    def reconciling(self, key: Key) -> Body | None:
+        """The body the reconcile in flight for `key` started from, if one is in flight."""
+        return self._current_body.get(key) if self.busy(key) else None
+
     def latest(self) -> dict[Key, Body]:
         return dict(self._latest)
 
@@ -181,6 +186,7 @@ class Controller:
             metrics.RECONCILES.labels(self.name).inc()
             task = asyncio.create_task(self._reconcile(key, body))
             self._current[key] = task
+            self._current_body[key] = body
             try:
                 result = await task
             except asyncio.CancelledError:
@@ -196,6 +202,7 @@ class Controller:
             finally:
                 if self._current.get(key) is task:
                     self._current.pop(key, None)
+                    self._current_body.pop(key, None)
             delay = result.requeue_after
 
     async def close(self) -> None:

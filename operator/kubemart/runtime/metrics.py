@@ -15,6 +15,7 @@ OPERATION_SECONDS = Histogram(
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
 )
 RECONCILES = Counter("kubemart_reconciles", "Reconciles run, by kind.", ["kind"])
+CORRECTIONS = Counter("kubemart_corrections", "Drift corrections made to apps' objects.")
 CATALOG_WRITES = Counter("kubemart_catalog_writes", "MarketApp writes and deletes made by catalog syncs.")
 
 

@@ -9,7 +9,9 @@ decide() is pure (domain.release_plan). act() runs one helm operation and record
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,27 +33,33 @@ from kubemart.domain.catalog import object_name
 from kubemart.domain.conditions import Summary, conditions_for, same_conditions
 from kubemart.domain.durations import parse_duration
 from kubemart.domain.entrances import entrances_from
-from kubemart.domain.release_plan import Action, Desired, Observed, decide
+from kubemart.domain.release_plan import PENDING, Action, Desired, Observed, decide
 from kubemart.domain.triggers import requested_at
 from kubemart.domain.values import InvalidValues, merge_values, parse_values_document, values_hash
 from kubemart.domain.versions import InvalidConstraint, parse_constraint, resolve_version
 from kubemart.models.appinstall import (
     AppInstall,
     AppInstallStatus,
+    Corrections,
     HistoryEntry,
     Operation,
     Phase,
+    UpgradeStrategy,
     ValuesSourceKind,
 )
 from kubemart.models.marketapp import AppVersion, MarketApp
 from kubemart.models.marketsource import MarketSource
+from kubemart.runtime import metrics
 from kubemart.runtime.controller import Key, Result, backoff, jittered
 from kubemart.runtime.settings import Settings
+from kubemart.services.correction import Corrector
 from kubemart.services.events import EventRecorder
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
 
 FINALIZER = "kubemart.io/finalizer"
+PENDING_GRACE = 10.0
+"""Seconds a release may sit in a pending state before the operator takes it for abandoned."""
 log = logging.getLogger("kubemart.appinstall")
 
 
@@ -82,6 +90,11 @@ class AppInstalls:
     remember: Any = None
     """Callable taking a body the operator just wrote, so that the loop never reconciles an older one."""
     failures: dict[Key, int] = field(default_factory=dict)
+    _reported: dict[Key, str] = field(default_factory=dict)
+    """The drift last reported per app in warn mode, so that a resync does not repeat the Event."""
+
+    def __post_init__(self) -> None:
+        self.corrector = Corrector(self.kube, self.helm)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -103,6 +116,20 @@ class AppInstalls:
         status.last_handled_reconcile_at = asked or status.last_handled_reconcile_at
         if status.observed_generation != meta.get("generation"):
             self.failures.pop(key, None)
+        if status.operation is not None and status.operation.phase == "Running":
+            # Written by an operator process that died mid-operation: say so in the history.
+            op = status.operation
+            self._record(
+                status,
+                op.type,
+                status.installed_version,
+                None,
+                None,
+                "Interrupted",
+                op.started_at or datetime.now(UTC),
+                f"The operator stopped while this {op.type} ran; the release is checked and recovered if needed.",
+            )
+            status.operation = None
         if FINALIZER not in (meta.get("finalizers") or []):
             body = await self._add_finalizer(body)
         if app.spec.suspend:
@@ -120,25 +147,23 @@ class AppInstalls:
             self._check_claim(app, body, plan)
         except Problem as problem:
             return await self._problem(key, body, status, problem)
-        in_sync = decide(plan.desired, _observed(plan, status))
-        if in_sync is Action.NONE:
-            self.failures.pop(key, None)
-            status.phase = Phase.RUNNING
-            status.installed_version = status.installed_version or plan.desired.version
-            await self._write(
-                body,
-                status,
-                Summary(
-                    True, "Succeeded", f"{app.spec.app} {status.installed_version} is installed and ready."
-                ),
-            )
-            return Result(requeue_after=jittered(self.settings.resync_interval))
-        if in_sync in (Action.INSTALL, Action.UPGRADE):
+        action = decide(plan.desired, _observed(plan, status))
+        if action is Action.NONE:
+            return await self._steady(key, body, status, plan)
+        current = plan.history.current
+        if action is Action.UNLOCK_ROLLBACK or (
+            action is Action.UNLOCK_UNINSTALL and current and current.status in PENDING
+        ):
+            waited = time.time() - (current.modified_at or 0) if current else PENDING_GRACE
+            if waited < PENDING_GRACE:
+                # Give an operation that is still alive (a person's helm command) time to finish.
+                return Result(requeue_after=PENDING_GRACE - waited + 0.5)
+        if action in (Action.INSTALL, Action.UPGRADE):
             try:
                 plan = replace(plan, chart=await self._chart(plan))
             except Problem as problem:
                 return await self._problem(key, body, status, problem)
-        return await self.act(key, body, status, plan, in_sync)
+        return await self.act(key, body, status, plan, action)
 
     # --- observe -------------------------------------------------------------------------------
 
@@ -323,7 +348,32 @@ class AppInstalls:
                 description=f"kubemart: {op_type} {spec.app} {plan.version.version}",
             )
         except asyncio.CancelledError:
+            # A newer spec or a deletion interrupted this; helm was told to stop (SIGTERM).
+            self._record(
+                status,
+                op_type,
+                from_version,
+                plan.version.version,
+                None,
+                "Canceled",
+                started,
+                f"{op_type} of {spec.app} {plan.version.version} was canceled: the spec changed or the app is being deleted.",
+            )
             status.operation = None
+            self.events.normal(
+                body, "OperationCanceled", f"{op_type} of {spec.app} {plan.version.version} canceled."
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self._write(
+                        body,
+                        status,
+                        Summary(
+                            None, "Canceled", "The operation was canceled; starting over.", reconciling=True
+                        ),
+                    )
+                )
+            metrics.OPERATIONS.labels(op_type, "Canceled").inc()
             raise
         except HelmError as err:
             self.failures[key] = attempt
@@ -363,6 +413,8 @@ class AppInstalls:
         status.release_revision = record.revision
         status.applied_hash = plan.desired.applied_hash
         status.entrances = entrances_from(manifest_objects(record.manifest), plan.namespace)
+        metrics.OPERATIONS.labels(op_type, "Succeeded").inc()
+        metrics.OPERATION_SECONDS.labels(op_type).observe((datetime.now(UTC) - started).total_seconds())
         verb = "Installed" if action is Action.INSTALL else "Upgraded"
         message = (
             f"{verb} {spec.app} {plan.version.version} as release {plan.release} revision {record.revision}."
@@ -384,6 +436,130 @@ class AppInstalls:
         )
         self.events.normal(body, verb, message)
         return Result(requeue_after=jittered(self.settings.resync_interval))
+
+    async def _steady(self, key: Key, body: Body, status: AppInstallStatus, plan: Plan) -> Result:
+        """The release is what the spec asks for: correct drift, hold a stop, judge health."""
+        self.failures.pop(key, None)
+        spec = plan.app.spec
+        current = plan.history.current
+        status.installed_version = status.installed_version or plan.desired.version
+        stopped = spec.stopped
+        restore = None if stopped else (status.stopped_replicas or None)
+        try:
+            check = await self.corrector.check(
+                release=plan.release,
+                namespace=plan.namespace,
+                revision=current.revision if current else 0,
+                mode=spec.drift_detection.mode,
+                stopped=stopped,
+                restore=restore,
+            )
+        except KubeError as err:
+            return await self._problem(
+                key,
+                body,
+                status,
+                Problem("ApiUnavailable", f"Reading the app's objects failed: {err.message}"),
+            )
+        if stopped and not status.stopped_replicas:
+            status.stopped_replicas = {k: v for k, v in check.replicas.items() if v} or None
+        drifted = [d for d in check.drift if not (d.fields == ("spec.replicas",) and (stopped or restore))]
+        corrected = [d for d in check.corrected if d in drifted]
+        if corrected:
+            summary = "; ".join(d.describe() for d in corrected)
+            count = (status.corrections.count if status.corrections else 0) + len(corrected)
+            status.corrections = Corrections(
+                count=count, last_time=datetime.now(UTC), last_summary=summary[:1000]
+            )
+            metrics.CORRECTIONS.inc(len(corrected))
+            self.events.warning(body, "DriftCorrected", f"Corrected drift: {summary}.")
+        detected = [d for d in drifted if d not in corrected]
+        note = ""
+        if detected:
+            summary = "; ".join(d.describe() for d in detected)
+            note = f" Drift detected and not corrected (driftDetection.mode is {spec.drift_detection.mode.value}): {summary}."
+            if self._reported.get(key) != summary:
+                self._reported[key] = summary
+                self.events.warning(body, "DriftDetected", f"Drift detected: {summary}.")
+        else:
+            self._reported.pop(key, None)
+        if check.failed:
+            self.events.warning(body, "DriftCorrectionFailed", "; ".join(check.failed))
+            note += f" Correcting drift failed: {'; '.join(check.failed)}."
+        app_name, version = spec.app, status.installed_version
+        if stopped:
+            if check.scaled_to_zero and not check.corrected:
+                status.phase = Phase.STOPPED
+                summary_ = Summary(
+                    True,
+                    "Stopped",
+                    f"{app_name} {version} is stopped; set spec.stopped to false to start it.",
+                )
+            else:
+                status.phase = Phase.STOPPING
+                summary_ = Summary(
+                    None, "Stopping", f"Scaling {app_name}'s workloads to zero.", reconciling=True
+                )
+            await self._write(body, status, summary_)
+            return Result(requeue_after=jittered(self.settings.resync_interval))
+        if restore and not check.failed:
+            status.stopped_replicas = None
+        if check.unhealthy:
+            status.phase = Phase.DEGRADED
+            message = (
+                f"{app_name} {version} is installed but not healthy: {'; '.join(check.unhealthy[:5])}.{note}"
+            )
+            await self._write(body, status, Summary(False, "WorkloadsNotReady", message))
+            # Workload status changes wake the app; look again later in case one was missed.
+            return Result(requeue_after=min(60.0, self.settings.resync_interval))
+        status.phase = Phase.RUNNING
+        await self._write(
+            body, status, Summary(True, "Succeeded", f"{app_name} {version} is installed and ready.{note}")
+        )
+        return Result(requeue_after=jittered(self.settings.resync_interval))
+
+    async def _remediate_upgrade(
+        self, body: Body, status: AppInstallStatus, plan: Plan, timeout_seconds: float
+    ) -> None:
+        """After a failed upgrade: go back to the last good revision, or uninstall, as the spec says."""
+        strategy = plan.app.spec.upgrade.remediation.strategy
+        last = plan.history.last_deployed
+        started = datetime.now(UTC)
+        try:
+            if strategy is UpgradeStrategy.ROLLBACK and last is not None:
+                await self.helm.rollback(
+                    release=plan.release,
+                    namespace=plan.namespace,
+                    revision=last.revision,
+                    timeout_seconds=timeout_seconds,
+                )
+                message = f"Rolled back release {plan.release} to revision {last.revision} after the failed upgrade."
+                self._record(
+                    status,
+                    "rollback",
+                    plan.version.version,
+                    last.chart_version or status.installed_version,
+                    last.revision,
+                    "Succeeded",
+                    started,
+                    message,
+                )
+            else:
+                await self.helm.uninstall(
+                    release=plan.release, namespace=plan.namespace, timeout_seconds=timeout_seconds
+                )
+                message = f"Uninstalled release {plan.release} after the failed upgrade; the next attempt installs it afresh."
+                self._record(
+                    status, "uninstall", plan.version.version, None, None, "Succeeded", started, message
+                )
+                status.installed_version = None
+                status.applied_hash = None
+            self.events.normal(body, "Remediated", message)
+        except HelmError as err:
+            self._record(
+                status, strategy.value, plan.version.version, None, None, "Failed", started, err.message
+            )
+            self.events.warning(body, "RemediationFailed", err.message)
 
     async def _chart(self, plan: Plan) -> Path:
         auth = await source_auth(self.kube, plan.source)
@@ -438,7 +614,7 @@ class AppInstalls:
         status: AppInstallStatus,
         operation: str,
         from_version: str | None,
-        to_version: str,
+        to_version: str | None,
         revision: int | None,
         result: str,
         started: datetime,
