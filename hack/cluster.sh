@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local control plane: a kwok cluster with the binary runtime, every component taken from bin/
 # (nothing is downloaded). Usage: cluster.sh up | down | status | dry-run
+# There is one of each component and nothing restarts them, so leader election is off: with it, the
+# controller manager and scheduler exit for good when the API server is away for a few seconds.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=${KUBEMART_CLUSTER_NAME:-kubemart}
@@ -21,6 +23,8 @@ create_args() {
     --extra-args kube-apiserver=bind-address=127.0.0.1 \
     --extra-args kube-controller-manager=bind-address=127.0.0.1 \
     --extra-args kube-scheduler=bind-address=127.0.0.1 \
+    --extra-args kube-controller-manager=leader-elect=false \
+    --extra-args kube-scheduler=leader-elect=false \
     --kubeconfig "$kubeconfig"
 }
 

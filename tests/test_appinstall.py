@@ -191,7 +191,7 @@ def test_global_helm_limit_runs_one_operation_at_a_time(
         for line in limited.log().splitlines():
             if "kubemart.helm running command" in line:
                 in_flight += 1
-            elif "kubemart.helm command succeeded" in line or "kubemart.helm command failed" in line:
+            elif any(f"kubemart.helm command {end}" in line for end in ("succeeded", "failed", "canceled")):
                 in_flight -= 1
             most = max(most, in_flight)
         assert most == 1

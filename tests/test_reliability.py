@@ -60,11 +60,18 @@ def test_sigkill_mid_operation_recovers_to_one_running_release(
         install(objects, namespace, "crash", source=catalog, app="hello", version="0.1.0")
         wait_for(lambda: running(objects, namespace, "crash"), timeout=120, what="Running")
         objects.patch("appinstalls", "crash", {"spec": {"version": "0.2.0", "values": slow}}, namespace)
-    wait_for(lambda: helm_running(namespace), timeout=60, interval=0.1, what=f"helm {operation} running")
+    wait_for(
+        lambda: (
+            helm_running(namespace)
+            and any(r["status"] == f"pending-{operation}" for r in releases(cluster, namespace))
+        ),
+        timeout=60,
+        interval=0.2,
+        what=f"helm {operation} under way",
+    )
     own_operator.crash()
     assert not helm_running(namespace), "the crash took helm with it"
-    status = releases(cluster, namespace)[0]["status"]
-    assert status.startswith("pending-"), f"the release is left {status}"
+    assert releases(cluster, namespace)[0]["status"] == f"pending-{operation}", "the release is left pending"
 
     # The fix the user was waiting for, then the operator comes back.
     objects.patch(
@@ -136,12 +143,12 @@ def test_spec_change_cancels_the_operation_in_flight(
 def test_failed_upgrade_rolls_back_then_stalls_and_retry_annotation_retries(
     cluster: Cluster, objects: Objects, operator: OperatorProcess, catalog: str, namespace: str
 ) -> None:
-    install(objects, namespace, "remedy", source=catalog, app="hello", version="0.1.0", timeout="4s")
+    install(objects, namespace, "remedy", source=catalog, app="hello", version="0.1.0")
     wait_for(lambda: running(objects, namespace, "remedy"), timeout=120, what="Running")
     objects.patch(
         "appinstalls",
         "remedy",
-        {"spec": {"version": "0.2.0", "values": {"nodeSelector": {"never": "x"}}}},
+        {"spec": {"version": "0.2.0", "timeout": "4s", "values": {"nodeSelector": {"never": "x"}}}},
         namespace,
     )
     stalled = wait_for(

@@ -75,6 +75,7 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     obj: dict[str, Any] = dict(event["object"])
     if event["type"] == "DELETED":
         memo.apps.forget(key_of(obj))
+        memo.installs.forget(key_of(obj))
         # A release this object held may now be free for a rival that was refused it.
         memo.apps.wake(k for k, b in memo.apps.latest().items() if _reason(b) == "ReleaseConflict")
         return

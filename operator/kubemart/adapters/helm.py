@@ -187,6 +187,7 @@ class _ExecCommand(pyhelm3.Command):
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
+            log.info("command canceled: %s", shown)
             raise
         if proc.returncode != 0:
             log.warning("command failed: %s", shown)

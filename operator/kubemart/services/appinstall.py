@@ -90,11 +90,18 @@ class AppInstalls:
     remember: Any = None
     """Callable taking a body the operator just wrote, so that the loop never reconciles an older one."""
     failures: dict[Key, int] = field(default_factory=dict)
+    stalled: dict[Key, int | None] = field(default_factory=dict)
+    """The generation at which an app ran out of retries."""
     _reported: dict[Key, str] = field(default_factory=dict)
     """The drift last reported per app in warn mode, so that a resync does not repeat the Event."""
 
     def __post_init__(self) -> None:
         self.corrector = Corrector(self.kube, self.helm)
+
+    def forget(self, key: Key) -> None:
+        """The AppInstall is gone: drop what was kept about it."""
+        for kept in (self.failures, self.stalled, self._reported):
+            kept.pop(key, None)
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -113,9 +120,11 @@ class AppInstalls:
         asked = requested_at(body)
         if asked is not None and asked != status.last_handled_reconcile_at:
             self.failures.pop(key, None)  # a person asked for a retry: start counting again
+            self.stalled.pop(key, None)
         status.last_handled_reconcile_at = asked or status.last_handled_reconcile_at
         if status.observed_generation != meta.get("generation"):
             self.failures.pop(key, None)
+            self.stalled.pop(key, None)
         if status.operation is not None and status.operation.phase == "Running":
             # Written by an operator process that died mid-operation: say so in the history.
             op = status.operation
@@ -150,6 +159,8 @@ class AppInstalls:
         action = decide(plan.desired, _observed(plan, status))
         if action is Action.NONE:
             return await self._steady(key, body, status, plan)
+        if self.stalled.get(key) == meta.get("generation"):
+            return Result()  # retries are exhausted: wait for a new spec or a retry request
         current = plan.history.current
         if action is Action.UNLOCK_ROLLBACK or (
             action is Action.UNLOCK_UNINSTALL and current and current.status in PENDING
@@ -386,9 +397,17 @@ class AppInstalls:
             self._record(
                 status, op_type, from_version, plan.version.version, None, "Failed", started, err.message
             )
+            metrics.OPERATIONS.labels(op_type, "Failed").inc()
+            metrics.OPERATION_SECONDS.labels(op_type).observe((datetime.now(UTC) - started).total_seconds())
             status.operation = None
             status.phase = Phase.FAILED
             self.events.warning(body, err.reason, err.message)
+            if action is Action.UPGRADE and plan.history.last_deployed is not None:
+                await self._remediate_upgrade(body, status, plan, timeout)
+            if exhausted:
+                # Nothing more runs for this generation until the spec changes or a retry is asked for,
+                # however often the release's objects change meanwhile.
+                self.stalled[key] = body["metadata"].get("generation")
             if err.retryable and exhausted:
                 summary = Summary(
                     False,
