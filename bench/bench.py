@@ -96,6 +96,10 @@ class Operator:
         text = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024  # type: ignore[union-attr]
 
+    def rss_mib(self) -> float:
+        text = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1)) / 1024  # type: ignore[union-attr]
+
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -313,8 +317,76 @@ def bench_catalog(
     return result
 
 
+def bench_drift(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    operator: Operator,
+    source: str,
+    apps: int,
+    idle: float,
+) -> dict[str, Any]:
+    """Drift repair time, then `apps` installed apps left alone for `idle` seconds."""
+    apps_api = client.AppsV1Api()
+    ns = new_namespace(core, "bench-d")
+    start = time.monotonic()
+    for i in range(apps):
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, "appinstalls", appinstall(f"app-{i}", source)
+        )
+
+    def all_ready() -> bool:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, "appinstalls")["items"]
+        return len(items) == apps and all(is_ready(o) for o in items)
+
+    wait_until(all_ready, 1800, interval=1)
+    install_s = time.monotonic() - start
+
+    repairs = []
+    for i in range(5):
+        name = f"app-{i}"
+        uid = apps_api.read_namespaced_deployment(name, ns).metadata.uid
+        apps_api.delete_namespaced_deployment(name, ns)
+        repairs.append(wait_until(partial(_recreated, apps_api, ns, name, uid), 60, interval=0.02))
+
+    time.sleep(5)  # let the repairs' own events settle before the quiet window starts
+    cpu0, helm0 = operator.cpu_seconds(), operator.metric("kubemart_helm_subprocesses_total")
+    req0 = apiserver_requests()
+    time.sleep(idle)  # the measurement: nothing changes, the operator is watched
+    cpu1, helm1 = operator.cpu_seconds(), operator.metric("kubemart_helm_subprocesses_total")
+    req1 = apiserver_requests()
+    core.delete_namespace(ns)
+    return {
+        "apps": apps,
+        "install_all_s": round(install_s, 1),
+        "drift_repair_s": [round(r, 2) for r in repairs],
+        "drift_repair_median_s": round(statistics.median(repairs), 2),
+        "idle_s": idle,
+        "idle_cpu_s": round(cpu1 - cpu0, 2),
+        "idle_cpu_percent_of_core": round(100 * (cpu1 - cpu0) / idle, 3),
+        "idle_helm_subprocesses": int(helm1 - helm0),
+        "idle_api_requests": int(req1 - req0),
+        "operator_rss_mib": round(operator.rss_mib(), 1),
+    }
+
+
+def _recreated(apps_api: client.AppsV1Api, namespace: str, name: str, uid: str) -> bool:
+    try:
+        return bool(apps_api.read_namespaced_deployment(name, namespace).metadata.uid != uid)
+    except client.ApiException:
+        return False
+
+
+def apiserver_requests() -> float:
+    """All requests the API server served, from its own counter (the operator is the only busy client)."""
+    total = 0.0
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        if line.startswith("apiserver_request_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def write_report(results: dict[str, Any], command: str) -> None:
-    a, b, c = results.get("single"), results.get("batch"), results.get("catalog")
+    a, b, c, d = results.get("single"), results.get("batch"), results.get("catalog"), results.get("drift")
     lines = [
         "## Latest results",
         "",
@@ -357,6 +429,20 @@ def write_report(results: dict[str, Any], command: str) -> None:
             f"| operator peak RSS (VmHWM) | {c['operator_peak_rss_mib']} MiB |",
             "",
         ]
+    if d:
+        lines += [
+            f"### (d) Status correction with {d['apps']} apps ({d.get('when', results['when'])})",
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| install all {d['apps']} apps | {d['install_all_s']} s |",
+            f"| deleted Deployment back (median of 5) | {d['drift_repair_median_s']} s, each: {d['drift_repair_s']} (target < 5 s) |",
+            f"| {int(d['idle_s'])} s idle: operator CPU | {d['idle_cpu_s']} s = {d['idle_cpu_percent_of_core']} % of a core (target < 1 %) |",
+            f"| {int(d['idle_s'])} s idle: helm subprocesses | {d['idle_helm_subprocesses']} (target 0) |",
+            f"| {int(d['idle_s'])} s idle: API requests (all clients, API server's count) | {d['idle_api_requests']} |",
+            f"| operator RSS with {d['apps']} apps | {d['operator_rss_mib']} MiB |",
+            "",
+        ]
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
@@ -369,9 +455,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--charts", type=int, default=5000)
-    parser.add_argument("--only", choices=["single", "batch", "catalog"], action="append")
+    parser.add_argument("--apps", type=int, default=200)
+    parser.add_argument("--idle", type=float, default=300)
+    parser.add_argument("--only", choices=["single", "batch", "catalog", "drift"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["single", "batch", "catalog"])
+    only = set(args.only or ["single", "batch", "catalog", "drift"])
     config.load_kube_config(KUBECONFIG)
     custom, core = client.CustomObjectsApi(), client.CoreV1Api()
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -385,7 +473,7 @@ def main() -> int:
         ).stdout.strip(),
     }
     try:
-        if only & {"single", "batch"}:
+        if only & {"single", "batch", "drift"}:
             url, _server, chart = make_repo(tmp)
             source = f"bench-{uuid.uuid4().hex[:6]}"
             create_source(custom, source, url)
@@ -398,6 +486,9 @@ def main() -> int:
             if "batch" in only:
                 results["batch"] = bench_batch(custom, core, source, chart, args.batch)
                 print(json.dumps(results["batch"]), flush=True)
+            if "drift" in only:
+                results["drift"] = bench_drift(custom, core, op, source, args.apps, args.idle)
+                print(json.dumps(results["drift"]), flush=True)
             custom.delete_cluster_custom_object(GROUP, VERSION, "marketsources", source)
         if "catalog" in only:
             results["catalog"] = bench_catalog(custom, op, tmp, args.charts)
@@ -409,7 +500,7 @@ def main() -> int:
     latest = out / "latest.json"
     # Sections not run this time keep their last figures (each says when it was measured).
     previous = json.loads(latest.read_text()) if latest.exists() else {}
-    for section in ("single", "batch", "catalog"):
+    for section in ("single", "batch", "catalog", "drift"):
         if section in results:
             results[section]["when"] = results["when"]
         elif section in previous:

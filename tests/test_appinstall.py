@@ -78,6 +78,13 @@ def test_valuesfrom_configmap_change_upgrades_and_values_win(
     k8s: client.ApiClient, objects: Objects, catalog: str, namespace: str
 ) -> None:
     core = client.CoreV1Api(k8s)
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="private"),
+            string_data={"extra.yaml": "image: registry.invalid/private:1\n"},
+        ),
+    )
     core.create_namespaced_config_map(
         namespace,
         client.V1ConfigMap(
@@ -91,7 +98,10 @@ def test_valuesfrom_configmap_change_upgrades_and_values_win(
         "cfg",
         source=catalog,
         app="hello",
-        valuesFrom=[{"kind": "ConfigMap", "name": "settings"}],
+        valuesFrom=[
+            {"kind": "ConfigMap", "name": "settings"},
+            {"kind": "Secret", "name": "private", "key": "extra.yaml"},
+        ],
         values={"replicaCount": 1},
     )
     wait_for(lambda: running(objects, namespace, "cfg"), timeout=120, what="cfg Running")
@@ -198,3 +208,19 @@ def test_global_helm_limit_runs_one_operation_at_a_time(
     finally:
         limited.stop()
         operator_session.start()
+
+
+def test_entrances_list_services_and_ingress_hosts(objects: Objects, catalog: str, namespace: str) -> None:
+    install(
+        objects,
+        namespace,
+        "open",
+        source=catalog,
+        app="hello",
+        values={"ingress": {"host": "notes.example.test", "tls": True}},
+    )
+    app = wait_for(lambda: running(objects, namespace, "open"), timeout=120, what="Running")
+    assert {"name": "open:http", "url": f"http://open.{namespace}.svc:80"} in app["status"]["entrances"]
+    assert {"name": "open:notes.example.test", "url": "https://notes.example.test/"} in app["status"][
+        "entrances"
+    ]

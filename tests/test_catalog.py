@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from kubernetes import client
 
 from support.apps import create_source, handled, request_reconcile
 from support.kube import Objects, condition, ready
@@ -175,3 +176,45 @@ def test_deleting_a_source_deletes_its_catalog(
     wait_for(lambda: apps_of(objects, source_name), timeout=60, what="catalog")
     objects.delete("marketsources", source_name)
     wait_for(lambda: not apps_of(objects, source_name), timeout=60, what="catalog garbage-collected")
+
+
+def test_private_repository_uses_the_secret_and_says_when_it_is_missing(
+    k8s: client.ApiClient,
+    objects: Objects,
+    operator: OperatorProcess,
+    chart_repo: ChartRepo,
+    source_name: str,
+    namespace: str,
+) -> None:
+    chart_repo.add_chart("blog", "0.3.0")
+    chart_repo.require_basic_auth("reader", "s3cret-value")
+    create_source(
+        objects, source_name, chart_repo.url, secretRef={"name": "repo-auth", "namespace": namespace}
+    )
+
+    def not_ready_because(reason: str) -> bool:
+        c = condition(objects.get("marketsources", source_name))
+        return bool(c and c["status"] == "False" and c["reason"] == reason)
+
+    wait_for(lambda: not_ready_because("SecretNotFound"), timeout=30, what="SecretNotFound")
+    client.CoreV1Api(k8s).create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="repo-auth"),
+            string_data={"username": "reader", "password": "wrong"},
+        ),
+    )
+    request_reconcile(objects, "marketsources", source_name)
+    wait_for(lambda: not_ready_because("RepositoryAuthFailed"), timeout=30, what="RepositoryAuthFailed")
+    client.CoreV1Api(k8s).patch_namespaced_secret(
+        "repo-auth", namespace, {"stringData": {"password": "s3cret-value"}}
+    )
+    request_reconcile(objects, "marketsources", source_name)
+    wait_for(
+        lambda: ready(objects.get("marketsources", source_name)),
+        timeout=30,
+        what="Ready with the right password",
+    )
+    assert list(apps_of(objects, source_name)) == [f"{source_name}.blog"]
+    assert "s3cret-value" not in operator.log(), "the secret never reaches the log"
+    assert all("s3cret-value" not in m for _, _, m in objects.events_for(source_name))

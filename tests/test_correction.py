@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from support.apps import install, running
+from support.apps import handled, install, request_reconcile, running
 from support.kube import Objects, condition
 from support.operator_process import OperatorProcess
 from support.wait import wait_for
@@ -202,3 +202,46 @@ def test_unhealthy_workload_makes_the_app_degraded(
         "sick", namespace, [{"op": "remove", "path": "/spec/template/spec/nodeSelector"}]
     )
     wait_for(lambda: running(objects, namespace, "sick"), timeout=60, what="Running again")
+
+
+def test_suspend_pauses_everything_and_resume_catches_up(
+    k8s: client.ApiClient, objects: Objects, operator: OperatorProcess, catalog: str, namespace: str
+) -> None:
+    install(objects, namespace, "held", source=catalog, app="hello", version="0.1.0")
+    wait_for(lambda: running(objects, namespace, "held"), timeout=120, what="Running")
+    core = client.CoreV1Api(k8s)
+    objects.patch("appinstalls", "held", {"spec": {"suspend": True, "version": "0.2.0"}}, namespace)
+    wait_for(
+        lambda: (
+            (objects.get("appinstalls", "held", namespace) or {}).get("status", {}).get("phase")
+            == "Suspended"
+        ),
+        timeout=30,
+        what="Suspended",
+    )
+    core.delete_namespaced_config_map("held-config", namespace)
+    # A barrier: the retry request is handled after the deletion's event, and still nothing is done.
+    stamp = request_reconcile(objects, "appinstalls", "held", namespace)
+    wait_for(
+        lambda: handled(objects, "appinstalls", "held", stamp, namespace),
+        timeout=30,
+        what="handled while suspended",
+    )
+    assert not _exists(lambda: core.read_namespaced_config_map("held-config", namespace)), (
+        "no correction while suspended"
+    )
+    assert objects.get("appinstalls", "held", namespace)["status"]["installedVersion"] == "0.1.0", (
+        "no upgrade"
+    )  # type: ignore[index]
+
+    objects.patch("appinstalls", "held", {"spec": {"suspend": False}}, namespace)
+    wait_for(
+        lambda: (a := running(objects, namespace, "held")) and a["status"]["installedVersion"] == "0.2.0",
+        timeout=120,
+        what="upgraded once resumed",
+    )
+    wait_for(
+        lambda: _exists(lambda: core.read_namespaced_config_map("held-config", namespace)),
+        timeout=30,
+        what="ConfigMap back",
+    )

@@ -140,6 +140,60 @@ def test_spec_change_cancels_the_operation_in_flight(
     assert "Canceled" in [h["result"] for h in app["status"]["history"]]
 
 
+def test_deleting_during_an_operation_cancels_it_and_uninstalls(
+    cluster: Cluster, objects: Objects, operator: OperatorProcess, catalog: str, namespace: str
+) -> None:
+    install(
+        objects,
+        namespace,
+        "doomed",
+        source=catalog,
+        app="hello",
+        timeout="10m",
+        values={"nodeSelector": {"never": "x"}},
+    )
+    wait_for(lambda: helm_running(namespace), timeout=60, interval=0.1, what="helm install running")
+    objects.delete("appinstalls", "doomed", namespace)
+    wait_for(
+        lambda: objects.get("appinstalls", "doomed", namespace) is None,
+        timeout=90,
+        what="deleted without waiting 10m",
+    )
+    assert releases(cluster, namespace) == []
+
+
+def test_failed_upgrade_with_uninstall_strategy_uninstalls(
+    cluster: Cluster, objects: Objects, operator: OperatorProcess, catalog: str, namespace: str
+) -> None:
+    install(
+        objects,
+        namespace,
+        "cleanup",
+        source=catalog,
+        app="hello",
+        version="0.1.0",
+        upgrade={"remediation": {"strategy": "uninstall"}},
+    )
+    wait_for(lambda: running(objects, namespace, "cleanup"), timeout=120, what="Running")
+    objects.patch(
+        "appinstalls",
+        "cleanup",
+        {"spec": {"version": "0.2.0", "timeout": "4s", "values": {"nodeSelector": {"never": "x"}}}},
+        namespace,
+    )
+    wait_for(
+        lambda: condition(objects.get("appinstalls", "cleanup", namespace), "Stalled"),
+        timeout=120,
+        what="Stalled",
+    )
+    ops = [
+        (h["operation"], h["result"])
+        for h in objects.get("appinstalls", "cleanup", namespace)["status"]["history"]
+    ]  # type: ignore[index]
+    assert ops[:2] == [("uninstall", "Succeeded"), ("upgrade", "Failed")]
+    assert releases(cluster, namespace) == []
+
+
 def test_failed_upgrade_rolls_back_then_stalls_and_retry_annotation_retries(
     cluster: Cluster, objects: Objects, operator: OperatorProcess, catalog: str, namespace: str
 ) -> None:

@@ -46,6 +46,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.apps = Controller("appinstall", memo.installs.reconcile, needs=needs_reconcile)
     memo.installs.claims = lambda: list(memo.apps.latest().values())
     memo.installs.remember = memo.apps.record
+    metrics.count_apps(lambda: memo.apps.latest().values())
     memo.drift = DriftWatcher(kube, lambda ns, release: memo.apps.wake(_owners(memo, ns, release)))
     memo.drift.start()
     logger.info("kubemart operator %s started", __version__)

@@ -81,7 +81,15 @@ class OperatorProcess:
         import re
 
         text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
-        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M))
+        # `name` may carry labels: kubemart_operations_total{type="install",result="Succeeded"}.
+        base, _, labels = name.partition("{")
+        wanted = [w for w in labels.rstrip("}").split(",") if w]
+        total = 0.0
+        for m in re.finditer(rf"^{re.escape(base)}(?:{{([^}}]*)}})? ([0-9.e+-]+)$", text, re.M):
+            have = (m.group(1) or "").split(",")
+            if all(w in have for w in wanted):
+                total += float(m.group(2))
+        return total
 
     def stop(self, *, timeout: float = 30) -> None:
         if self.proc and self.proc.poll() is None:

@@ -40,6 +40,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.log.add("GET", self.path, dict(self.headers))
+        if self.server.basic_auth and self.headers.get("Authorization") != self.server.basic_auth:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="charts"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.server.fail_with:
             self.send_error(self.server.fail_with)
             return
@@ -85,6 +91,7 @@ class _Server(http.server.ThreadingHTTPServer):
     log: RequestLog
     fail_with: int | None = None
     fail_charts: int | None = None
+    basic_auth: str | None = None
     garbage: bool = False
 
 
@@ -111,6 +118,11 @@ class ChartRepo:
 
     def fail(self, status: int | None) -> None:
         self._server.fail_with = status
+
+    def require_basic_auth(self, username: str, password: str) -> None:
+        import base64
+
+        self._server.basic_auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
     def fail_chart_downloads(self, status: int | None) -> None:
         self._server.fail_charts = status

@@ -51,45 +51,28 @@ def conditions_for(
     summary: Summary, *, generation: int | None, previous: Sequence[Condition], now: datetime
 ) -> list[Condition]:
     """Pure: the conditions that say `summary`, keeping transition times of unchanged ones."""
-    out = [
-        _carry(
-            previous,
-            Condition(
-                type=READY,
-                status=_status(summary.ready),
-                reason=summary.reason,
-                message=summary.message,
-                last_transition_time=now,
-                observed_generation=generation,
-            ),
+
+    def condition(type_: str, status: ConditionStatus, reason: str, message: str) -> Condition:
+        new = Condition(
+            type=type_,
+            status=status,
+            reason=reason,
+            message=message,
+            last_transition_time=now,
+            observed_generation=generation,
         )
-    ]
+        return _carry(previous, new)
+
+    out = [condition(READY, _status(summary.ready), summary.reason, summary.message)]
     if summary.reconciling:
-        out.append(
-            _carry(
-                previous,
-                Condition(
-                    type=RECONCILING,
-                    status=ConditionStatus.TRUE,
-                    reason=summary.reason,
-                    message=summary.message,
-                    last_transition_time=now,
-                    observed_generation=generation,
-                ),
-            )
-        )
+        out.append(condition(RECONCILING, ConditionStatus.TRUE, summary.reason, summary.message))
     if summary.stalled:
         out.append(
-            _carry(
-                previous,
-                Condition(
-                    type=STALLED,
-                    status=ConditionStatus.TRUE,
-                    reason=summary.stalled_reason or summary.reason,
-                    message=summary.stalled_message or summary.message,
-                    last_transition_time=now,
-                    observed_generation=generation,
-                ),
+            condition(
+                STALLED,
+                ConditionStatus.TRUE,
+                summary.stalled_reason or summary.reason,
+                summary.stalled_message or summary.message,
             )
         )
     # Conditions of other types (none yet) are left to whoever set them.

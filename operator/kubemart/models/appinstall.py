@@ -11,12 +11,11 @@ from pydantic.config import JsonDict
 
 from kubemart.models.resource import (
     DURATION_PATTERN,
-    Condition,
     KindInfo,
     Model,
     PrinterColumn,
+    ReconciledStatus,
     Resource,
-    conditions_field,
 )
 
 # Exact versions and Helm-style ranges: ^1.2, ~1.2.0, >=1 <2, 1.2.x, 1.2 - 1.4, a || b.
@@ -211,19 +210,14 @@ class Corrections(Model):
     last_summary: str | None = Field(default=None, description="What the last correction changed.")
 
 
-class AppInstallStatus(Model):
+class AppInstallStatus(ReconciledStatus):
     """What the operator last saw and did; written only by the operator."""
 
-    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
-    conditions: list[Condition] = conditions_field()
     phase: Phase | None = Field(default=None, description="Where the app is in its lifecycle.")
     installed_version: str | None = Field(default=None, description="The chart version installed.")
     chart_digest: str | None = Field(default=None, description="sha256 of the installed chart archive.")
     release_revision: int | None = Field(default=None, description="The Helm release revision.")
     applied_hash: str | None = Field(default=None, description="Hash of chart digest and effective values.")
-    last_handled_reconcile_at: str | None = Field(
-        default=None, description="The last kubemart.io/reconcile-requested-at value acted on."
-    )
     entrances: list[Entrance] = Field(default_factory=list, description="How to open the app.")
     operation: Operation | None = Field(default=None, description="The operation in flight.")
     history: list[HistoryEntry] = Field(default_factory=list, description="Past operations, newest first.")

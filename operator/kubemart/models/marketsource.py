@@ -9,13 +9,12 @@ from pydantic import Field
 
 from kubemart.models.resource import (
     DURATION_PATTERN,
-    Condition,
     KindInfo,
     Model,
     PrinterColumn,
+    ReconciledStatus,
     Resource,
     SecretReference,
-    conditions_field,
 )
 
 
@@ -56,16 +55,11 @@ class MarketSourceSpec(Model):
     )
 
 
-class MarketSourceStatus(Model):
+class MarketSourceStatus(ReconciledStatus):
     """What the operator last saw of the catalog."""
 
-    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
-    conditions: list[Condition] = conditions_field()
     revision: str | None = Field(default=None, description="sha256 of the last fetched index.")
     last_sync_time: datetime | None = Field(default=None, description="When the index was last checked.")
-    last_handled_reconcile_at: str | None = Field(
-        default=None, description="The last kubemart.io/reconcile-requested-at value acted on."
-    )
     app_count: int | None = Field(default=None, description="How many apps the catalog holds.")
     etag: str | None = Field(default=None, description="ETag of the last fetched index.")
     last_modified: str | None = Field(default=None, description="Last-Modified of the last fetched index.")

@@ -97,3 +97,13 @@ def conditions_field() -> Any:
         description="Ready, Reconciling and Stalled, following kstatus.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
+
+
+class ReconciledStatus(Model):
+    """What every kind's status has: the generation reconciled, the kstatus conditions, the last retry handled."""
+
+    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
+    conditions: list[Condition] = conditions_field()
+    last_handled_reconcile_at: str | None = Field(
+        default=None, description="The last kubemart.io/reconcile-requested-at value acted on."
+    )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 HELM_SUBPROCESSES = Counter(
     "kubemart_helm_subprocesses", "helm subprocesses started, by operation.", ["operation"]
@@ -17,6 +23,24 @@ OPERATION_SECONDS = Histogram(
 RECONCILES = Counter("kubemart_reconciles", "Reconciles run, by kind.", ["kind"])
 CORRECTIONS = Counter("kubemart_corrections", "Drift corrections made to apps' objects.")
 CATALOG_WRITES = Counter("kubemart_catalog_writes", "MarketApp writes and deletes made by catalog syncs.")
+
+
+class _AppsByPhase(Collector):
+    """kubemart_apps{phase}: counted at scrape time from the bodies the operator already holds."""
+
+    def __init__(self, bodies: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        self.bodies = bodies
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily("kubemart_apps", "AppInstalls by phase.", labels=["phase"])
+        tally = Tally(str((b.get("status") or {}).get("phase") or "Pending") for b in self.bodies())
+        for phase, count in sorted(tally.items()):
+            family.add_metric([phase], count)
+        yield family
+
+
+def count_apps(bodies: Callable[[], Iterable[dict[str, Any]]]) -> None:
+    REGISTRY.register(_AppsByPhase(bodies))
 
 
 def serve(port: int) -> None:

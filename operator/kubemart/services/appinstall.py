@@ -30,7 +30,7 @@ from kubemart.adapters.kube import (
     MarketSourceResource,
 )
 from kubemart.domain.catalog import object_name
-from kubemart.domain.conditions import Summary, conditions_for, same_conditions
+from kubemart.domain.conditions import Summary
 from kubemart.domain.durations import parse_duration
 from kubemart.domain.entrances import entrances_from
 from kubemart.domain.release_plan import PENDING, Action, Desired, Observed, decide
@@ -56,6 +56,7 @@ from kubemart.services.correction import Corrector
 from kubemart.services.events import EventRecorder
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
+from kubemart.services.status import write_status
 
 FINALIZER = "kubemart.io/finalizer"
 PENDING_GRACE = 10.0
@@ -742,31 +743,10 @@ class AppInstalls:
 
     async def _write(self, body: Body, status: AppInstallStatus | None, summary: Summary) -> bool:
         """Patch status when anything but timestamps changed; True if the conditions changed."""
-        before = AppInstallStatus.model_validate(body.get("status") or {})
-        status = status or before.model_copy(deep=True)
-        generation = body["metadata"].get("generation")
-        status.observed_generation = generation
-        status.conditions = conditions_for(
-            summary, generation=generation, previous=before.conditions, now=datetime.now(UTC)
+        status = status or AppInstallStatus.model_validate(body.get("status") or {})
+        return await write_status(
+            self.kube, AppInstallResource, body, status, summary, remember=self.remember
         )
-        changed = not same_conditions(before.conditions, status.conditions)
-        if not changed and status.wire() == before.wire():
-            return False
-        patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
-        meta = body["metadata"]
-        try:
-            updated = await self.kube.patch_status(
-                AppInstallResource, meta["name"], patch, namespace=meta["namespace"]
-            )
-        except KubeError as err:
-            log.warning("status of %s/%s not written: %s", meta["namespace"], meta["name"], err.message)
-            return False
-        if updated is not None:
-            # The next write of this reconcile compares against what was written.
-            body["status"] = updated.get("status") or {}
-            body["metadata"] = updated["metadata"]
-            self._remember(updated)
-        return changed
 
     def _remember(self, body: Body) -> None:
         if self.remember is not None:

@@ -25,7 +25,7 @@ from kubemart.domain.catalog import (
     parse_index,
     plan_sync,
 )
-from kubemart.domain.conditions import Summary, conditions_for, ready_of, same_conditions
+from kubemart.domain.conditions import Summary, ready_of
 from kubemart.domain.durations import parse_duration
 from kubemart.domain.triggers import RECONCILE_ANNOTATION
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus, SourceType
@@ -36,6 +36,7 @@ from kubemart.runtime.settings import Settings
 from kubemart.services.events import EventRecorder
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
+from kubemart.services.status import write_status
 
 log = logging.getLogger("kubemart.catalog")
 
@@ -215,22 +216,10 @@ class CatalogSync:
         return len(plan.write), len(plan.delete)
 
     async def _write_status(self, body: Body, status: MarketSourceStatus, summary: Summary) -> bool:
-        """Write status if anything but timestamps changed, or the sync time moved; True if Ready changed."""
-        before = MarketSourceStatus.model_validate(body.get("status") or {})
-        generation = body["metadata"].get("generation")
-        status.observed_generation = generation
-        status.conditions = conditions_for(
-            summary, generation=generation, previous=before.conditions, now=datetime.now(UTC)
+        """Write status if anything but timestamps changed; True if Ready changed."""
+        return await write_status(
+            self.kube, MarketSourceResource, body, status, summary, remember=self.remember
         )
-        ready_changed = not same_conditions(before.conditions, status.conditions)
-        if not ready_changed and status.wire() == before.wire():
-            return False
-        # The full status, replacing lists; fields set back to None are cleared by the merge patch.
-        patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
-        updated = await self.kube.patch_status(MarketSourceResource, body["metadata"]["name"], patch)
-        if updated is not None and self.remember is not None:
-            self.remember(updated)
-        return ready_changed
 
 
 def _parse(source: str, body: bytes) -> Catalog:

@@ -1,0 +1,54 @@
+"""Writing an object's status: the kstatus conditions from a summary, and only when something changed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kubemart.adapters.kube import Body, Kube, KubeError
+from kubemart.domain.conditions import Summary, conditions_for, same_conditions
+from kubemart.models.resource import ReconciledStatus
+
+log = logging.getLogger("kubemart.status")
+
+
+async def write_status(
+    kube: Kube,
+    res: Any,
+    body: Body,
+    status: ReconciledStatus,
+    summary: Summary,
+    *,
+    remember: Callable[[Body], Any] | None = None,
+) -> bool:
+    """Patch `status` (with conditions saying `summary`) unless only timestamps would change.
+
+    Returns True when the conditions changed, which is when an Event is worth posting. The written
+    object is fed back (`remember`, and `body` itself) so that no later step works from an older one.
+    """
+    before = type(status).model_validate(body.get("status") or {})
+    meta = body["metadata"]
+    generation = meta.get("generation")
+    status.observed_generation = generation
+    status.conditions = conditions_for(
+        summary, generation=generation, previous=before.conditions, now=datetime.now(UTC)
+    )
+    changed = not same_conditions(before.conditions, status.conditions)
+    if not changed and status.wire() == before.wire():
+        return False
+    # The whole status, lists replaced; fields set back to None are cleared by the merge patch.
+    patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
+    try:
+        updated = await kube.patch_status(res, meta["name"], patch, namespace=meta.get("namespace"))
+    except KubeError as err:
+        # The next reconcile writes it again; the object itself is not harmed.
+        log.warning("status of %s/%s not written: %s", meta.get("namespace") or "", meta["name"], err.message)
+        return False
+    if updated is not None:
+        body["status"] = updated.get("status") or {}
+        body["metadata"] = updated["metadata"]
+        if remember is not None:
+            remember(updated)
+    return changed
