@@ -29,6 +29,17 @@ class SourceType(StrEnum):
     """A git repository of app definitions (not supported yet)."""
 
 
+class PaymentGateway(Model):
+    """The gateway that sells this catalog's paid apps (docs/payment-gateway.md)."""
+
+    url: str = Field(description="Base URL of the gateway's API.", pattern=r"^https?://[^\s]+$")
+    secret_ref: SecretReference = Field(description="A Secret with `token` (API) and `webhookSecret` (HMAC).")
+    public_key: str = Field(
+        description="The Ed25519 public key that signs receipts: base64 of its 32 raw bytes.",
+        pattern=r"^[A-Za-z0-9+/_=-]{40,64}$",
+    )
+
+
 class MarketSourceSpec(Model):
     """Where the catalog is and how to sync it."""
 
@@ -52,6 +63,9 @@ class MarketSourceSpec(Model):
     suspend: bool = Field(default=False, description="Stop syncing; the catalog stays as it is.")
     priority: int = Field(
         default=0, description="The default source for an app name is the one with the highest priority."
+    )
+    payment: PaymentGateway | None = Field(
+        default=None, description="Where this catalog's paid apps are bought."
     )
 
 
