@@ -23,6 +23,7 @@ from kubemart.services.appinstall import AppInstalls
 from kubemart.services.catalog_sync import CatalogSync
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
+from kubemart.services.payments import Payments
 
 
 @kopf.on.startup()
@@ -47,6 +48,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.installs.claims = lambda: list(memo.apps.latest().values())
     memo.installs.remember = memo.apps.record
     metrics.count_apps(lambda: memo.apps.latest().values())
+    memo.payments = Payments(kube, cfg, memo.events)
+    memo.pays = Controller("payment", memo.payments.reconcile, needs=needs_reconcile)
+    memo.payments.remember = memo.pays.record
     memo.drift = DriftWatcher(kube, lambda ns, release: memo.apps.wake(_owners(memo, ns, release)))
     memo.drift.start()
     logger.info("kubemart operator %s started", __version__)
@@ -57,6 +61,7 @@ async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     await memo.sources.close()
     await memo.drift.close()
     await memo.apps.close()
+    await memo.pays.close()
     await memo.events.close()
     await memo.kube.close()
     logger.info("kubemart operator stopped")
@@ -98,6 +103,15 @@ def _owners(memo: kopf.Memo, namespace: str, release: str) -> list[tuple[str, st
         if (spec.get("targetNamespace") or key[0], spec.get("releaseName") or key[1]) == (namespace, release):
             out.append(key)
     return out
+
+
+@kopf.on.event(GROUP, VERSION, "payments")
+async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    obj: dict[str, Any] = dict(event["object"])
+    if event["type"] == "DELETED":
+        memo.pays.forget(key_of(obj))
+        return
+    memo.pays.observe(obj)
 
 
 @kopf.on.event(GROUP, VERSION, "marketapps")

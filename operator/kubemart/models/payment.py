@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from kubemart.models.marketapp import Price
-from kubemart.models.resource import Condition, KindInfo, Model, PrinterColumn, Resource, conditions_field
+from kubemart.models.resource import KindInfo, Model, PrinterColumn, ReconciledStatus, Resource
 
 
 class PaymentPhase(StrEnum):
@@ -37,11 +37,9 @@ class ReceiptReference(Model):
     )
 
 
-class PaymentStatus(Model):
+class PaymentStatus(ReconciledStatus):
     """Where the purchase is; written only by the operator."""
 
-    observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
-    conditions: list[Condition] = conditions_field()
     phase: PaymentPhase | None = Field(default=None, description="Where the purchase is.")
     quote: Price | None = Field(default=None, description="The price, copied from the catalog.")
     checkout_url: str | None = Field(default=None, alias="checkoutURL", description="Where the buyer pays.")

@@ -1,0 +1,169 @@
+"""Payments against a gateway of the tests' own on 127.0.0.1: quote, checkout, receipt, failures."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from support.apps import create_source
+from support.gateway import Gateway
+from support.kube import Objects, condition, ready
+from support.operator_process import OperatorProcess
+from support.repo import ChartRepo
+from support.wait import wait_for
+
+PAID = {"kubemart.io/price": "4.99 USD", "kubemart.io/developer": "Acme Apps", "kubemart.io/title": "Notes"}
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    gw = Gateway()
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def shop(
+    k8s: client.ApiClient,
+    objects: Objects,
+    operator: OperatorProcess,
+    chart_repo: ChartRepo,
+    gateway: Gateway,
+) -> Iterator[str]:
+    """A source selling `notes` (4.99 USD) through `gateway`, and giving away `blog`."""
+    name = f"t-shop-{uuid.uuid4().hex[:6]}"
+    ns = "default"
+    client.CoreV1Api(k8s).create_namespaced_secret(
+        ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            string_data={"token": gateway.token, "webhookSecret": "whsec"},
+        ),
+    )
+    chart_repo.add_chart("notes", "1.0.0", annotations=PAID, reindex=False)
+    chart_repo.add_chart("blog", "1.0.0")
+    create_source(
+        objects,
+        name,
+        chart_repo.url,
+        payment={
+            "url": gateway.url,
+            "secretRef": {"name": name, "namespace": ns},
+            "publicKey": gateway.public_key,
+        },
+    )
+    wait_for(lambda: ready(objects.get("marketsources", name)), timeout=60, what="shop Ready")
+    yield name
+    objects.delete("marketsources", name)
+    client.CoreV1Api(k8s).delete_namespaced_secret(name, ns)
+
+
+def buy(objects: Objects, namespace: str, source: str, app: str = "notes", name: str = "buy") -> None:
+    objects.create(
+        "payments",
+        {"kind": "Payment", "metadata": {"name": name}, "spec": {"source": source, "app": app}},
+        namespace,
+    )
+
+
+def phase_is(objects: Objects, namespace: str, phase: str, name: str = "buy") -> dict[str, Any] | None:
+    p = objects.get("payments", name, namespace)
+    return p if p and (p.get("status") or {}).get("phase") == phase else None
+
+
+def test_pay_and_the_receipt_is_verified_and_kept(
+    k8s: client.ApiClient, objects: Objects, shop: str, gateway: Gateway, namespace: str
+) -> None:
+    buy(objects, namespace, shop)
+    p = wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
+    assert p["status"]["quote"] == {"amount": "4.99", "currency": "USD"}, "the price comes from the catalog"
+    session = gateway.only_session()
+    assert p["status"]["sessionID"] == session.id
+    assert p["status"]["checkoutURL"].endswith(session.id)
+    assert session.request["buyer"] == namespace
+    assert condition(p)["reason"] == "AwaitingPayment"  # type: ignore[index]
+
+    gateway.set_state(session.id, "paid")
+    p = wait_for(lambda: phase_is(objects, namespace, "Verified"), timeout=60, what="Verified")
+    assert ready(p)
+    secret = client.CoreV1Api(k8s).read_namespaced_secret(p["status"]["receiptSecretRef"]["name"], namespace)
+    assert secret.metadata.owner_references[0].uid == p["metadata"]["uid"]
+    stored = json.loads(__import__("base64").b64decode(secret.data["receipt.json"]))
+    assert set(stored) == {"protected", "payload", "signature"}
+
+
+@pytest.mark.parametrize(
+    ("state", "phase"), [("expired", "Expired"), ("failed", "Failed"), ("canceled", "Canceled")]
+)
+def test_sessions_that_end_unpaid_end_the_payment(
+    objects: Objects, shop: str, gateway: Gateway, namespace: str, state: str, phase: str
+) -> None:
+    buy(objects, namespace, shop)
+    wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
+    gateway.set_state(gateway.only_session().id, state)
+    p = wait_for(lambda: phase_is(objects, namespace, phase), timeout=60, what=phase)
+    assert condition(p, "Stalled") is not None
+    assert not ready(p)
+
+
+def test_a_gateway_that_is_down_is_waited_for(
+    objects: Objects, shop: str, gateway: Gateway, namespace: str
+) -> None:
+    gateway.down = True
+    buy(objects, namespace, shop)
+    cond = wait_for(
+        lambda: (
+            (c := condition(objects.get("payments", "buy", namespace)))
+            and c["reason"] == "GatewayUnavailable"
+            and c
+        ),
+        timeout=30,
+        what="GatewayUnavailable",
+    )
+    assert "tries again" in cond["message"]
+    asked = len(gateway.requests)
+    gateway.down = False
+    wait_for(
+        lambda: phase_is(objects, namespace, "AwaitingPayment"),
+        timeout=90,
+        what="AwaitingPayment once the gateway is back",
+    )
+    assert len(gateway.requests) - asked <= 3, "backoff, not a storm"
+
+
+def test_a_receipt_for_another_amount_is_rejected(
+    objects: Objects, shop: str, gateway: Gateway, namespace: str
+) -> None:
+    gateway.receipt_override = {"amount": "0.01"}
+    buy(objects, namespace, shop)
+    wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
+    gateway.set_state(gateway.only_session().id, "paid")
+    wait_for(lambda: phase_is(objects, namespace, "Failed"), timeout=60, what="Failed")
+    assert any(r == "ReceiptRejected" for _, r, _ in objects.events_for("buy", namespace))
+
+
+@pytest.mark.parametrize("keep_session", [False, True], ids=["without a session", "with the real session"])
+def test_a_forged_status_unlocks_nothing(
+    objects: Objects, shop: str, gateway: Gateway, namespace: str, keep_session: bool
+) -> None:
+    buy(objects, namespace, shop)
+    wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
+    forged: dict[str, Any] = {"phase": "Verified", "receiptSecretRef": {"name": "my-own-receipt"}}
+    if not keep_session:
+        forged["sessionID"] = None
+    objects.custom.patch_namespaced_custom_object_status(
+        "kubemart.io", "v1alpha1", namespace, "payments", "buy", {"status": forged}
+    )
+    p = wait_for(lambda: phase_is(objects, namespace, "Failed"), timeout=60, what="Failed")
+    assert condition(p)["reason"] == "StatusTampered"  # type: ignore[index]
+
+
+def test_a_free_app_is_refused(objects: Objects, shop: str, namespace: str) -> None:
+    buy(objects, namespace, shop, app="blog")
+    p = wait_for(lambda: phase_is(objects, namespace, "Failed"), timeout=30, what="Failed")
+    assert condition(p)["reason"] == "AppIsFree"  # type: ignore[index]
