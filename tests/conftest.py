@@ -12,6 +12,7 @@ from kubernetes import client
 
 from support.apps import SCHEMA, create_source
 from support.cluster import ROOT, Cluster, start_cluster, stop_cluster
+from support.gateway import Gateway
 from support.kube import Objects, ready
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
@@ -110,3 +111,49 @@ def catalog(objects: Objects, operator: OperatorProcess, chart_repo: ChartRepo) 
     wait_for(lambda: ready(objects.get("marketsources", name)), timeout=60, what="source Ready")
     yield name
     objects.delete("marketsources", name)
+
+
+PAID = {"kubemart.io/price": "4.99 USD", "kubemart.io/developer": "Acme Apps", "kubemart.io/title": "Notes"}
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    gw = Gateway()
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def shop(
+    k8s: client.ApiClient,
+    objects: Objects,
+    operator: OperatorProcess,
+    chart_repo: ChartRepo,
+    gateway: Gateway,
+) -> Iterator[str]:
+    """A source selling `notes` (4.99 USD) through `gateway`, and giving away `blog`."""
+    name = f"t-shop-{uuid.uuid4().hex[:6]}"
+    ns = "default"
+    client.CoreV1Api(k8s).create_namespaced_secret(
+        ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            string_data={"token": gateway.token, "webhookSecret": "whsec"},
+        ),
+    )
+    chart_repo.add_chart("notes", "1.0.0", annotations=PAID, reindex=False)
+    chart_repo.add_chart("blog", "1.0.0")
+    create_source(
+        objects,
+        name,
+        chart_repo.url,
+        payment={
+            "url": gateway.url,
+            "secretRef": {"name": name, "namespace": ns},
+            "publicKey": gateway.public_key,
+        },
+    )
+    wait_for(lambda: ready(objects.get("marketsources", name)), timeout=60, what="shop Ready")
+    yield name
+    objects.delete("marketsources", name)
+    client.CoreV1Api(k8s).delete_namespaced_secret(name, ns)

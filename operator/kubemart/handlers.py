@@ -108,6 +108,16 @@ def _owners(memo: kopf.Memo, namespace: str, release: str) -> list[tuple[str, st
 @kopf.on.event(GROUP, VERSION, "payments")
 async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     obj: dict[str, Any] = dict(event["object"])
+    spec = obj.get("spec") or {}
+    namespace = obj["metadata"].get("namespace")
+    # A Payment that changed may unlock, or revoke, the AppInstalls of its app in its namespace.
+    memo.apps.wake(
+        k
+        for k, b in memo.apps.latest().items()
+        if k[0] == namespace
+        and ((b.get("spec") or {}).get("source"), (b.get("spec") or {}).get("app"))
+        == (spec.get("source"), spec.get("app"))
+    )
     if event["type"] == "DELETED":
         memo.pays.forget(key_of(obj))
         return

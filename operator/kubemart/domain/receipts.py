@@ -122,3 +122,17 @@ def check(claims: Mapping[str, Any], expected: Expected) -> None:
         raise InvalidReceipt(
             f"the receipt is for amount {claims['amount']} {claims['currency']}, not {expected.amount}"
         )
+
+
+def check_license(
+    claims: Mapping[str, Any], *, source: str, app: str, buyer: str, developer: str | None
+) -> None:
+    """A receipt is a licence for one app of one source, bought by one namespace, from its developer."""
+    missing = [f for f in RECEIPT_FIELDS if f not in claims]
+    if missing:
+        raise InvalidReceipt(f"the receipt lacks {', '.join(missing)}")
+    for name, want in (("source", source), ("app", app), ("buyer", buyer)):
+        if str(claims[name]) != want:
+            raise InvalidReceipt(f"the receipt is for {name} {claims[name]!r}, not {want!r}")
+    if developer is not None and str(claims["developer"]) != developer:
+        raise InvalidReceipt(f"the receipt names developer {claims['developer']!r}, not {developer!r}")

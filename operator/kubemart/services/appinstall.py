@@ -54,6 +54,7 @@ from kubemart.runtime.controller import Key, Result, backoff, jittered
 from kubemart.runtime.settings import Settings
 from kubemart.services.correction import Corrector
 from kubemart.services.events import EventRecorder
+from kubemart.services.licensing import find_license
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
 from kubemart.services.status import write_status
@@ -78,6 +79,8 @@ class Plan:
     history: ReleaseHistory
     chart: Path = Path()
     """The downloaded chart archive; set only when an install or upgrade is due."""
+    licensed: bool = True
+    """False for a paid app whose licence is gone (refunded) while its release exists."""
 
 
 @dataclass
@@ -157,6 +160,8 @@ class AppInstalls:
             self._check_claim(app, body, plan)
         except Problem as problem:
             return await self._problem(key, body, status, problem)
+        if not plan.licensed:
+            return await self._revoked(key, body, status, plan)
         action = decide(plan.desired, _observed(plan, status))
         if action is Action.NONE:
             return await self._steady(key, body, status, plan)
@@ -206,6 +211,34 @@ class AppInstalls:
         market_app = MarketApp.model_validate(app_body)
         version = self._resolve(app, market_app)
         values = await self._values(app, body["metadata"]["namespace"])
+        licensed = True
+        if market_app.spec.price is not None:
+            gate = await find_license(
+                self.kube, body["metadata"]["namespace"], source, market_app, spec.source
+            )
+            if gate.license is not None:
+                # The app can check its own licence: the verified receipt's Secret, by name.
+                values = merge_values(
+                    [
+                        values,
+                        {
+                            "kubemartLicense": {
+                                "secretName": gate.license.secret,
+                                "payment": gate.license.payment,
+                            }
+                        },
+                    ]
+                )
+            else:
+                licensed = False
+                price = market_app.spec.price
+                where = f" or pay at {gate.checkout_url}" if gate.checkout_url else ""
+                payment_required = Problem(
+                    "PaymentRequired",
+                    f"{spec.app} costs {price.amount} {price.currency}: create a Payment for source {spec.source} and "
+                    f"app {spec.app} in namespace {body['metadata']['namespace']}{where}; the app installs once it is Verified.",
+                    phase=Phase.AWAITING_PAYMENT,
+                )
         if not await self._namespace_exists(namespace):
             raise Problem(
                 "TargetNamespaceNotFound",
@@ -219,7 +252,10 @@ class AppInstalls:
             raise Problem(
                 "ReleaseUnreadable", f"Helm's release records cannot be read: {err.message}"
             ) from err
+        if not licensed and history.current is None:
+            raise payment_required
         return Plan(
+            licensed=licensed,
             app=app,
             source=source,
             version=version,
@@ -536,6 +572,30 @@ class AppInstalls:
         await self._write(
             body, status, Summary(True, "Succeeded", f"{app_name} {version} is installed and ready.{note}")
         )
+        return Result(requeue_after=jittered(self.settings.resync_interval))
+
+    async def _revoked(self, key: Key, body: Body, status: AppInstallStatus, plan: Plan) -> Result:
+        """The licence of an installed paid app is gone: stop it, keep its data, say why."""
+        current = plan.history.current
+        try:
+            await self.corrector.check(
+                release=plan.release,
+                namespace=plan.namespace,
+                revision=current.revision if current else 0,
+                mode=plan.app.spec.drift_detection.mode,
+                stopped=True,
+            )
+        except KubeError as err:
+            return await self._problem(
+                key, body, status, Problem("ApiUnavailable", f"Stopping the app failed: {err.message}")
+            )
+        status.phase = Phase.STOPPED
+        message = (
+            f"The licence for {plan.app.spec.app} was revoked (the payment was refunded): the app is stopped and its "
+            "data kept. Buy it again with a new Payment to start it."
+        )
+        if await self._write(body, status, Summary(False, "LicenseRevoked", message)):
+            self.events.warning(body, "LicenseRevoked", message)
         return Result(requeue_after=jittered(self.settings.resync_interval))
 
     async def _remediate_upgrade(

@@ -30,6 +30,7 @@ from kubemart.domain import receipts
 from kubemart.domain.catalog import object_name
 from kubemart.domain.conditions import Summary
 from kubemart.domain.payments import TERMINAL, IllegalTransition, PaymentEvent, next_phase
+from kubemart.domain.triggers import requested_at
 from kubemart.models.marketapp import MarketApp
 from kubemart.models.marketsource import MarketSource
 from kubemart.models.payment import Payment, PaymentPhase, PaymentStatus, ReceiptReference
@@ -70,6 +71,7 @@ class Payments:
             )
             return Result()
         status = payment.status.model_copy(deep=True)
+        status.last_handled_reconcile_at = requested_at(body) or status.last_handled_reconcile_at
         phase = status.phase or PaymentPhase.PENDING
         status.phase = phase
         if phase in TERMINAL:
@@ -175,6 +177,10 @@ class Payments:
             ) from err
         if status.phase is not PaymentPhase.AWAITING_PAYMENT:
             self.polls.pop(key, None)
+        if status.phase is PaymentPhase.REFUNDED and status.receipt_secret_ref is not None:
+            # The receipt is the licence: without it nothing is unlocked, whatever the status says.
+            await self.kube.delete(Secret, status.receipt_secret_ref.name, ns)
+            status.receipt_secret_ref = None
         await self._write(body, status, self._summary(status))
         if status.phase is PaymentPhase.AWAITING_PAYMENT:
             polls = self.polls.get(key, 0) + 1
