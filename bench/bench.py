@@ -74,7 +74,11 @@ class Operator:
         self.metrics = free_port()
         self.log = log
         exe = Path(sys.executable).with_name("kubemart")
-        extra = {"KUBEMART_METRICS_PORT": str(self.metrics), "KUBEMART_CHART_CACHE_DIR": tempfile.mkdtemp()}
+        extra = {
+            "KUBEMART_METRICS_PORT": str(self.metrics),
+            "KUBEMART_WEBHOOK_PORT": str(free_port()),
+            "KUBEMART_CHART_CACHE_DIR": tempfile.mkdtemp(),
+        }
         with log.open("ab") as f:
             self.proc = subprocess.Popen(
                 [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health}/healthz"],

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 
+from kubemart.domain import webhooks
+from support.apps import handled, request_reconcile
 from support.gateway import Gateway
 from support.kube import Objects, condition, ready
+from support.operator_process import OperatorProcess
 from support.wait import wait_for
 
 PAID = {"kubemart.io/price": "4.99 USD", "kubemart.io/developer": "Acme Apps", "kubemart.io/title": "Notes"}
@@ -119,3 +124,33 @@ def test_a_free_app_is_refused(objects: Objects, shop: str, namespace: str) -> N
     buy(objects, namespace, shop, app="blog")
     p = wait_for(lambda: phase_is(objects, namespace, "Failed"), timeout=30, what="Failed")
     assert condition(p)["reason"] == "AppIsFree"  # type: ignore[index]
+
+
+def test_webhooks_are_hmac_verified_and_replays_have_no_second_effect(
+    objects: Objects, operator: OperatorProcess, shop: str, gateway: Gateway, namespace: str
+) -> None:
+    buy(objects, namespace, shop)
+    wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
+    session = gateway.only_session().id
+    url = f"http://127.0.0.1:{operator.webhook_port}/webhooks/payment"
+    body = json.dumps({"session": session, "state": "paid"}).encode()
+
+    bad = httpx.post(
+        url,
+        content=body,
+        headers={"Kubemart-Signature": webhooks.signature_header(b"wrong", body, int(time.time()))},
+    )
+    assert bad.status_code == 401
+    unsigned = httpx.post(url, content=body)
+    assert unsigned.status_code == 401
+    assert phase_is(objects, namespace, "AwaitingPayment"), "a refused webhook changes nothing"
+
+    gateway.set_state(session, "paid")
+    signed = {"Kubemart-Signature": webhooks.signature_header(b"whsec", body, int(time.time()))}
+    assert httpx.post(url, content=body, headers=signed).status_code == 204
+    wait_for(lambda: phase_is(objects, namespace, "Verified"), timeout=30, what="Verified")
+    assert httpx.post(url, content=body, headers=signed).status_code == 204, "a replay is accepted ..."
+    stamp = request_reconcile(objects, "payments", "buy", namespace)
+    wait_for(lambda: handled(objects, "payments", "buy", stamp, namespace), timeout=30, what="settled")
+    verified_events = [r for _, r, _ in objects.events_for("buy", namespace) if r == "Verified"]
+    assert verified_events == ["Verified"], "... and has no second effect"

@@ -13,7 +13,7 @@ import kopf
 
 from kubemart import __version__
 from kubemart.adapters.helm import Helm
-from kubemart.adapters.kube import Kube
+from kubemart.adapters.kube import Kube, MarketSourceResource
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.runtime import metrics
@@ -24,6 +24,7 @@ from kubemart.services.catalog_sync import CatalogSync
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
 from kubemart.services.payments import Payments
+from kubemart.services.webhook_server import WebhookServer
 
 
 @kopf.on.startup()
@@ -51,6 +52,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.payments = Payments(kube, cfg, memo.events)
     memo.pays = Controller("payment", memo.payments.reconcile, needs=needs_reconcile)
     memo.payments.remember = memo.pays.record
+    memo.webhooks = WebhookServer(lambda session: _webhook_secrets(memo, session), memo.pays.wake)
+    if cfg.webhook_port:
+        await memo.webhooks.start(cfg.webhook_port)
     memo.drift = DriftWatcher(kube, lambda ns, release: memo.apps.wake(_owners(memo, ns, release)))
     memo.drift.start()
     logger.info("kubemart operator %s started", __version__)
@@ -60,6 +64,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
 async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     await memo.sources.close()
     await memo.drift.close()
+    await memo.webhooks.close()
     await memo.apps.close()
     await memo.pays.close()
     await memo.events.close()
@@ -93,6 +98,22 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
             # Cancel: a newer spec or a deletion stops the operation in flight instead of waiting for it.
             memo.apps.cancel_current(key)
     memo.apps.observe(obj)
+
+
+async def _webhook_secrets(memo: kopf.Memo, session: str) -> list[tuple[object, bytes]]:
+    """The Payments following `session`, each with its source's webhook secret."""
+    out: list[tuple[object, bytes]] = []
+    for key, body in memo.pays.latest().items():
+        if (body.get("status") or {}).get("sessionID") != session:
+            continue
+        source = await memo.kube.get(MarketSourceResource, (body.get("spec") or {}).get("source", ""))
+        ref = (((source or {}).get("spec") or {}).get("payment") or {}).get("secretRef") or {}
+        data = (
+            await memo.kube.read_secret_data(ref.get("name", ""), ref.get("namespace", "")) if ref else None
+        )
+        if data and data.get("webhookSecret"):
+            out.append((key, data["webhookSecret"].encode()))
+    return out
 
 
 def _owners(memo: kopf.Memo, namespace: str, release: str) -> list[tuple[str, str]]:

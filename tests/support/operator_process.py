@@ -29,12 +29,20 @@ class OperatorProcess:
         self.cluster = cluster
         self.health_port = free_port()
         self.metrics_port = free_port()
+        self.webhook_port = free_port()
         self.log_path = Path(tempfile.mkstemp(prefix="kubemart-operator-", suffix=".log")[1])
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout: float = 60) -> None:
-        env = self.cluster.env() | {"KUBEMART_METRICS_PORT": str(self.metrics_port)} | self.extra_env
+        env = (
+            self.cluster.env()
+            | {
+                "KUBEMART_METRICS_PORT": str(self.metrics_port),
+                "KUBEMART_WEBHOOK_PORT": str(self.webhook_port),
+            }
+            | self.extra_env
+        )
         env["PYTHONUNBUFFERED"] = "1"
         exe = Path(sys.executable).with_name("kubemart")
         with self.log_path.open("ab") as log:

@@ -32,5 +32,6 @@ class Settings(BaseSettings):
         default=16, ge=1, description="MarketApp writes in flight per sync."
     )
     index_max_bytes: int = Field(default=64 * 1024 * 1024, description="Largest index.yaml accepted.")
+    webhook_port: int = Field(default=8082, ge=0, description="Port of /webhooks/payment; 0 turns it off.")
     metrics_port: int = Field(default=8081, ge=0, description="Port of /metrics; 0 turns it off.")
     log_format: str = Field(default="text", pattern="^(text|json)$", description="text or json.")
