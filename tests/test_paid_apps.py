@@ -115,3 +115,35 @@ def test_a_made_up_receipt_unlocks_nothing(
         lambda: handled(objects, "appinstalls", "notes", stamp, namespace), timeout=30, what="looked again"
     )
     assert app_phase(objects, namespace) == "AwaitingPayment"
+
+
+def test_two_payments_each_get_a_checkout_and_one_paid_is_enough(
+    objects: Objects, shop: str, gateway: Gateway, namespace: str
+) -> None:
+    buy(objects, namespace, shop, name="first")
+    buy(objects, namespace, shop, name="second")
+    wait_for(
+        lambda: phase_is(objects, namespace, "AwaitingPayment", name="first"), timeout=30, what="first open"
+    )
+    wait_for(
+        lambda: phase_is(objects, namespace, "AwaitingPayment", name="second"), timeout=30, what="second open"
+    )
+    assert len(gateway.sessions) == 2, "one checkout session each"
+    install(objects, namespace, "notes", source=shop, app="notes")
+    first = objects.get("payments", "first", namespace)["status"]["sessionID"]  # type: ignore[index]
+    gateway.set_state(first, "paid")
+    wait_for(lambda: running(objects, namespace, "notes"), timeout=120, what="installed")
+    assert phase_is(objects, namespace, "AwaitingPayment", name="second"), "the other checkout stays open"
+
+
+def test_deleting_the_payment_of_an_installed_app_revokes_its_licence(
+    k8s: client.ApiClient, objects: Objects, shop: str, gateway: Gateway, namespace: str
+) -> None:
+    buy(objects, namespace, shop)
+    wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
+    gateway.set_state(gateway.only_session().id, "paid")
+    install(objects, namespace, "notes", source=shop, app="notes")
+    wait_for(lambda: running(objects, namespace, "notes"), timeout=120, what="installed")
+    objects.delete("payments", "buy", namespace)
+    wait_for(lambda: app_phase(objects, namespace) == "Stopped", timeout=60, what="stopped")
+    assert condition(objects.get("appinstalls", "notes", namespace))["reason"] == "LicenseRevoked"  # type: ignore[index]
