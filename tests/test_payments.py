@@ -93,6 +93,27 @@ def test_a_gateway_that_is_down_is_waited_for(
     assert len(gateway.requests) - asked <= 3, "backoff, not a storm"
 
 
+def test_a_slow_gateway_is_waited_for(objects: Objects, shop: str, gateway: Gateway, namespace: str) -> None:
+    gateway.delay = 12  # longer than the operator's 10 s request timeout
+    buy(objects, namespace, shop)
+    cond = wait_for(
+        lambda: (
+            (c := condition(objects.get("payments", "buy", namespace)))
+            and c["reason"] == "GatewayUnavailable"
+            and c
+        ),
+        timeout=60,
+        what="GatewayUnavailable",
+    )
+    assert "did not answer in time" in cond["message"]
+    gateway.delay = 0
+    wait_for(
+        lambda: phase_is(objects, namespace, "AwaitingPayment"),
+        timeout=90,
+        what="AwaitingPayment once it is quick again",
+    )
+
+
 def test_a_receipt_for_another_amount_is_rejected(
     objects: Objects, shop: str, gateway: Gateway, namespace: str
 ) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import click
 import kopf
@@ -16,6 +18,14 @@ class _QuietEventHandlers(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         return not (msg.startswith("Handler '") and "_event' succeeded" in msg)
+
+
+def _quiet_shutdown(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """kopf's watch generators are closed mid-stream when the operator stops; that is expected, not news."""
+    if "closing of asynchronous generator" in str(context.get("message", "")):
+        logging.getLogger("kubemart").debug("at shutdown: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
 
 
 @click.group()
@@ -53,7 +63,10 @@ def run(namespaces: tuple[str, ...], liveness_endpoint: str, verbose: bool) -> N
     # Importing the handlers registers them with kopf's default registry.
     from kubemart import handlers  # noqa: F401
 
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_shutdown)
     kopf.run(
+        loop=loop,
         standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces),

@@ -6,6 +6,7 @@ import base64
 import http.server
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,8 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         self.by_reference: dict[str, str] = {}
         self.down = False
+        self.delay = 0.0
+        """Seconds every answer is held back: a slow gateway."""
         self.requests: list[tuple[str, str]] = []
         self.receipt_override: dict[str, Any] | None = None
         """Claims to sign instead of the session's own (a gateway that lies, or a bug)."""
@@ -55,6 +58,8 @@ class Gateway:
 
             def _authorized(self) -> bool:
                 gateway.requests.append((self.command, self.path))
+                if gateway.delay:
+                    time.sleep(gateway.delay)
                 if gateway.down:
                     self._send(503, {"error": "down"})
                     return False
