@@ -202,8 +202,6 @@ class Helm:
         self._command = _ExecCommand(executable=executable, history_max_revisions=10)
         self._gate = asyncio.Semaphore(max_concurrent)
         self._manifests: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        self.started = 0
-        """helm subprocesses started since start (metrics and benchmarks read it)."""
 
     async def history(self, release: str, namespace: str, *, with_manifest: bool = False) -> ReleaseHistory:
         """Read from Helm's release Secrets: no subprocess."""
@@ -247,7 +245,6 @@ class Helm:
 
     async def _run(self, operation: str, coro: Any) -> Any:
         async with self._gate:
-            self.started += 1
             metrics.HELM_SUBPROCESSES.labels(operation).inc()
             try:
                 return await coro

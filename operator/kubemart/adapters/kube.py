@@ -7,8 +7,7 @@ catalog and drift correction rely on. Its errors become `KubeError` here and now
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, cast
 
 import httpx2
@@ -59,12 +58,6 @@ def _translate(exc: Exception) -> KubeError:
         st = exc.status
         return KubeError(int(st.code or 0), str(st.reason or "Unknown"), str(st.message or exc))
     return KubeError(0, "Unreachable", f"the Kubernetes API could not be reached: {exc}")
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    name: str
-    namespace: str | None = None
 
 
 class Kube:
@@ -221,10 +214,6 @@ class Kube:
         if res is None:
             return
         await self.merge_patch(res, name, {"spec": {"replicas": replicas}}, namespace=namespace)
-
-    async def watch(self, res: Any, *, namespace: str | None = None) -> AsyncIterator[tuple[str, Body]]:
-        async for event_type, obj in self._api.watch(res, namespace=namespace):
-            yield event_type, _to_dict(obj)
 
 
 def _to_dict(obj: Any) -> Body:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -62,7 +61,6 @@ from kubemart.services.status import write_status
 FINALIZER = "kubemart.io/finalizer"
 PENDING_GRACE = 10.0
 """Seconds a release may sit in a pending state before the operator takes it for abandoned."""
-log = logging.getLogger("kubemart.appinstall")
 
 
 @dataclass(frozen=True)
@@ -330,13 +328,12 @@ class AppInstalls:
         except KubeError as err:
             raise Problem("ApiUnavailable", f"Reading {name} failed: {err.message}") from err
 
-    def _check_claim(self, app: AppInstall, body: Body, plan: Plan) -> None:
-        """Two AppInstalls may not own one release: the older one keeps it."""
+    def _holder(self, body: Body, namespace: str, release: str) -> Body | None:
+        """The older AppInstall that owns the same release, if any: two may not share one."""
         if self.claims is None:
-            return
+            return None
         me = body["metadata"]
-        mine = (plan.namespace, plan.release)
-        rivals = []
+        mine = (me.get("creationTimestamp", ""), me.get("uid", ""))
         for other in self.claims():
             om = other["metadata"]
             if om.get("uid") == me.get("uid") or om.get("deletionTimestamp"):
@@ -346,21 +343,21 @@ class AppInstalls:
                 ospec.get("targetNamespace") or om.get("namespace"),
                 ospec.get("releaseName") or om.get("name"),
             )
-            if claim == mine:
-                rivals.append(other)
-        for other in rivals:
-            om = other["metadata"]
-            if (om.get("creationTimestamp", ""), om.get("uid", "")) < (
-                me.get("creationTimestamp", ""),
-                me.get("uid", ""),
-            ):
-                raise Problem(
-                    "ReleaseConflict",
-                    f"Release {plan.release} in namespace {plan.namespace} belongs to AppInstall "
-                    f"{om.get('namespace')}/{om.get('name')}; set a different spec.releaseName or targetNamespace.",
-                    stalled=True,
-                    phase=Phase.FAILED,
-                )
+            if claim == (namespace, release) and (om.get("creationTimestamp", ""), om.get("uid", "")) < mine:
+                return dict(other)
+        return None
+
+    def _check_claim(self, app: AppInstall, body: Body, plan: Plan) -> None:
+        holder = self._holder(body, plan.namespace, plan.release)
+        if holder is not None:
+            om = holder["metadata"]
+            raise Problem(
+                "ReleaseConflict",
+                f"Release {plan.release} in namespace {plan.namespace} belongs to AppInstall "
+                f"{om.get('namespace')}/{om.get('name')}; set a different spec.releaseName or targetNamespace.",
+                stalled=True,
+                phase=Phase.FAILED,
+            )
 
     # --- act -----------------------------------------------------------------------------------
 
@@ -737,14 +734,8 @@ class AppInstalls:
         namespace = spec.get("targetNamespace") or meta["namespace"]
         release = spec.get("releaseName") or meta["name"]
         status = AppInstallStatus.model_validate(body.get("status") or {})
-        conflict = False
-        try:
-            app = AppInstall.model_validate(body)
-            plan_release = (namespace, release)
-            conflict = self._claim_lost(app, body, plan_release)
-        except (ValidationError, Problem):
-            pass
-        if not conflict:
+        # The loser of a release conflict never owned the release: it must not uninstall it.
+        if self._holder(body, namespace, release) is None:
             status.phase = Phase.UNINSTALLING
             await self._write(
                 body,
@@ -777,16 +768,6 @@ class AppInstalls:
                 return Result(requeue_after=0.5)  # changed meanwhile: the newest body comes with its event
             raise
         return Result()
-
-    def _claim_lost(self, app: AppInstall, body: Body, claim: tuple[str, str]) -> bool:
-        if self.claims is None:
-            return False
-        fake = Plan(app, None, None, {}, None, claim[1], claim[0], ReleaseHistory(()))  # type: ignore[arg-type]
-        try:
-            self._check_claim(app, body, fake)
-        except Problem:
-            return True
-        return False
 
     async def _add_finalizer(self, body: Body) -> Body:
         meta = body["metadata"]

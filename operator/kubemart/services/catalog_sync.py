@@ -8,7 +8,6 @@ that changed are written, and the ones that left the index are deleted.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,8 +37,6 @@ from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
 from kubemart.services.status import write_status
 
-log = logging.getLogger("kubemart.catalog")
-
 
 @dataclass
 class CatalogSync:
@@ -47,8 +44,6 @@ class CatalogSync:
     settings: Settings
     events: EventRecorder
     failures: dict[Key, int] = field(default_factory=dict)
-    writes: int = 0
-    """MarketApp writes and deletes made since start (benchmarks read it)."""
     remember: Any = None
     """Callable taking a body the operator just wrote, so that the loop never reconciles an older one."""
 
@@ -211,7 +206,6 @@ class CatalogSync:
             raise Problem(
                 "CatalogWriteFailed", f"Writing the catalog failed: {err.message}; will retry."
             ) from err
-        self.writes += len(plan.write) + len(plan.delete)
         metrics.CATALOG_WRITES.inc(len(plan.write) + len(plan.delete))
         return len(plan.write), len(plan.delete)
 
