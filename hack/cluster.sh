@@ -6,7 +6,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=${KUBEMART_CLUSTER_NAME:-kubemart}
-state="$root/.cluster"
+# KUBEMART_CLUSTER_DIR lets several clusters live side by side (one per worktree or parallel session).
+state="${KUBEMART_CLUSTER_DIR:-$root/.cluster}"
 kubeconfig="$state/kubeconfig"
 nodes=${KUBEMART_CLUSTER_NODES:-2}
 export KWOK_WORKDIR="$state/kwok"

@@ -94,8 +94,11 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     running = memo.apps.reconciling(key)
     if running is not None:
         meta, was = obj["metadata"], running["metadata"]
-        if meta.get("deletionTimestamp") or meta.get("generation") != was.get("generation"):
-            # Cancel: a newer spec or a deletion stops the operation in flight instead of waiting for it.
+        changed = meta.get("deletionTimestamp") or meta.get("generation") != was.get("generation")
+        # Cancel: a newer spec or a deletion stops the operation in flight instead of waiting for it.
+        # Once the operation in flight is the deletion's own (its body is being deleted), nothing
+        # newer can come, and cancelling it would only restart the uninstall.
+        if changed and not was.get("deletionTimestamp"):
             memo.apps.cancel_current(key)
     memo.apps.observe(obj)
 

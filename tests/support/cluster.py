@@ -47,7 +47,8 @@ def start_cluster() -> Cluster:
     script = str(ROOT / "hack" / "cluster.sh")
     running = subprocess.run([script, "status"], capture_output=True, timeout=60).returncode == 0
     subprocess.run([script, "up"], check=True, timeout=3600)
-    return Cluster(kubeconfig=ROOT / ".cluster" / "kubeconfig", external=False, started_here=not running)
+    state = Path(os.environ.get("KUBEMART_CLUSTER_DIR") or ROOT / ".cluster")
+    return Cluster(kubeconfig=state / "kubeconfig", external=False, started_here=not running)
 
 
 def stop_cluster(cluster: Cluster) -> None:

@@ -434,6 +434,40 @@ def test_cancel_current_cancels_and_starts_over() -> None:
     run(scenario, reconcile=FakeReconcile(gate=gate))
 
 
+def test_a_second_cancel_does_not_interrupt_the_first_ones_cleanup() -> None:
+    cleaned: list[Key] = []
+
+    async def slow_to_stop(key: Key, body: Body) -> Result:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.05)  # helm marking its release failed after SIGTERM
+            cleaned.append(key)
+            raise
+        return Result()
+
+    async def main() -> None:
+        c = Controller(NAME, slow_to_stop, needs=needs)
+        try:
+            c.observe(obj(A, 1))
+            for _ in range(100):
+                if c.busy(A):
+                    break
+                await asyncio.sleep(0.01)
+            assert c.cancel_current(A)
+            await asyncio.sleep(0.01)
+            assert c.cancel_current(A), "still in flight while it cleans up"
+            for _ in range(100):
+                if cleaned:
+                    break
+                await asyncio.sleep(0.01)
+            assert cleaned == [A]
+        finally:
+            await asyncio.wait_for(c.close(), timeout=SOON)
+
+    asyncio.run(main())
+
+
 def test_exception_is_logged_and_retried_later_not_immediately(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("kubemart.test-controller")
 

@@ -318,3 +318,43 @@ def test_manifest_objects_keeps_only_objects_with_a_kind() -> None:
 )
 def test_manifest_objects_of_nothing(manifest: str) -> None:
     assert manifest_objects(manifest) == []
+
+
+# --- the subprocess wrapper -------------------------------------------------------------------------
+
+
+def test_a_second_cancel_still_stops_and_reaps_the_subprocess(tmp_path: Any, caplog: Any) -> None:
+    """Cancelled twice (a spec change, then a deletion), helm still gets SIGTERM and is reaped."""
+    import asyncio
+    import logging
+    import os
+
+    from kubemart.adapters.helm import _ExecCommand
+
+    pidfile = tmp_path / "pid"
+    script = tmp_path / "slow-helm"
+    # Traps SIGTERM and takes a moment to exit, as helm does when it marks a release failed.
+    script.write_text(
+        f"#!/bin/sh\necho $$ > {pidfile}\ntrap 'sleep 0.3; exit 143' TERM\nwhile :; do sleep 0.05; done\n"
+    )
+    script.chmod(0o755)
+
+    async def scenario() -> int:
+        command = _ExecCommand(executable=str(script), history_max_revisions=1, term_grace=5)
+        task = asyncio.ensure_future(command.run(["upgrade"]))
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        task.cancel()  # lands while the first cancel's cleanup waits for helm to exit
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return int(pidfile.read_text())
+
+    with caplog.at_level(logging.INFO, logger="kubemart.helm"):
+        pid = asyncio.run(scenario())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone and reaped, not a zombie or an orphan
+    assert any("command canceled" in r.getMessage() for r in caplog.records)

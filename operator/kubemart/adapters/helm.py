@@ -179,14 +179,13 @@ class _ExecCommand(pyhelm3.Command):
         )
         try:
             stdout, stderr = await proc.communicate(input)
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), self._term_grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
+        except BaseException:
+            # A second cancel must not cut this short: helm gets its SIGTERM (then SIGKILL) and is
+            # reaped before the helm slot is given back.
+            stopping = asyncio.ensure_future(self._stop(proc))
+            while not stopping.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(stopping)
             log.info("command canceled: %s", shown)
             raise
         if proc.returncode != 0:
@@ -194,6 +193,16 @@ class _ExecCommand(pyhelm3.Command):
             raise pyhelm3.errors.Error(proc.returncode or 1, stdout, stderr)
         log.info("command succeeded: %s", shown)
         return stdout
+
+    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), self._term_grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
 
 
 class Helm:

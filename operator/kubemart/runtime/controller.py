@@ -134,7 +134,8 @@ class Controller:
         task = self._current.get(key)
         if task is None or task.done():
             return False
-        task.cancel()
+        if not task.cancelling():  # a second cancel would interrupt the first one's cleanup
+            task.cancel()
         return True
 
     def reconciling(self, key: Key) -> Body | None:
