@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: setup tools venv cluster cluster-down crds run test unit lint bench clean
+.PHONY: setup tools venv chromium cluster cluster-down crds run test unit lint bench clean
 
-setup: venv tools
+setup: venv tools chromium
 
 venv: $(VENV)/.installed
 
@@ -21,15 +21,21 @@ $(VENV)/.installed: pyproject.toml
 tools:
 	hack/build.sh
 
+# Headless Chromium for the runtime dashboard's test: Debian's package, installed only when missing.
+chromium:
+	@command -v chromium >/dev/null || if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "chromium is missing: install Debian's chromium (or set KUBEMART_CHROMIUM) for the dashboard test"; fi
+
 cluster: tools
 	hack/cluster.sh up
 
 cluster-down:
 	hack/cluster.sh down
 
-# crds/ is generated from the pydantic models; a test fails when it is stale.
+# crds/ and the chart's copy are generated from the pydantic models; a test fails when either is stale.
 crds: venv
-	$(PY) -m kubemart.models.crd crds
+	$(PY) -m kubemart.models.crd crds charts/kubemart/crds
 
 # The operator in the foreground, with the demo catalog served, registered and one app installed.
 run: setup cluster

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane and tools (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok, kwokctl, helm) from the Go module proxy into bin/.
+# kube-scheduler, kubectl, etcd, kwok, kwokctl, helm) and the test tools luahealth (Argo CD's Lua
+# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/.
 # A build runs only when a binary is missing or the pins (go.mod, go.sum, this script) changed.
+#
+# Clusters, operators and tests of other shells run these binaries while a rebuild happens.
+# `go build -o bin/` renames its output over the target only when its work dir is on the same
+# filesystem; otherwise it deletes the target and copies into a new file, and a helm or kubectl
+# started meanwhile finds no file or a half-written one. So go builds into bin/.build/ (kept, so
+# that go relinks only the tools whose inputs changed) and each new binary is hard-linked next to
+# the old one and renamed over it: a running process keeps its file, a starting one gets a whole one.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${BIN_DIR:-$(cd "$here/.." && pwd)/bin}
@@ -10,13 +18,24 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 KUBE_VERSION=v1.36.3
 HELM_VERSION=v3.21.4
 KWOK_VERSION=v0.8.0
-tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm"
+tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus"
 
 stamp="$bin/.hack-stamp"
+stage="$bin/.build"
 want=$(cat "$here/go.mod" "$here/go.sum" "$0" | sha256sum | cut -d' ' -f1)
-missing=0
-for t in $tools; do [ -x "$bin/$t" ] || missing=1; done
-if [ "$missing" = 0 ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+up_to_date() {
+  for t in $tools; do [ -x "$bin/$t" ] || return 1; done
+  [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]
+}
+if up_to_date; then
+  echo "bin/ is up to date ($KUBE_VERSION, helm $HELM_VERSION, kwok $KWOK_VERSION)"
+  exit 0
+fi
+# One build at a time; whoever waited finds the work done.
+mkdir -p "$stage"
+exec 9>"$stage/lock"
+flock 9
+if up_to_date; then
   echo "bin/ is up to date ($KUBE_VERSION, helm $HELM_VERSION, kwok $KWOK_VERSION)"
   exit 0
 fi
@@ -31,11 +50,20 @@ hv="$hv -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/
 hv="$hv -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
 wv="-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
 
-mkdir -p "$bin"
 start=$(date +%s)
 echo "building $tools into $bin (a cold build takes tens of minutes on 2 cores)"
+# The stage starts from the binaries in use (hard links, no copies): go sees them up to date.
+for t in $tools; do
+  if [ -f "$bin/$t" ] && [ ! -e "$stage/$t" ]; then ln "$bin/$t" "$stage/$t" 2>/dev/null || true; fi
+done
 cd "$here"
 # One `go build` so that the packages the tools share compile once.
-go build -trimpath -ldflags "-s -w $kv $hv $wv" -o "$bin/" tool
+go build -trimpath -ldflags "-s -w $kv $hv $wv" -o "$stage/" tool
+for t in $tools; do
+  [ "$stage/$t" -ef "$bin/$t" ] && continue
+  ln -f "$stage/$t" "$bin/.$t.new" 2>/dev/null || cp -f "$stage/$t" "$bin/.$t.new"
+  mv -f "$bin/.$t.new" "$bin/$t"
+  echo "replaced bin/$t"
+done
 echo "$want" > "$stamp"
 echo "built in $(( $(date +%s) - start ))s"

@@ -1,5 +1,8 @@
 // Build-only module: pins the upstream Kubernetes control plane, etcd, kwok and helm so that
-// `make setup` builds them from the Go module proxy into bin/. Nothing here ships in the product.
+// `make setup` builds them from the Go module proxy into bin/, with two test tools of ours:
+// luahealth (Argo CD's health-check Lua in gopher-lua) and kstatus (cli-utils' kstatus).
+// cli-utils v0.37.2 requires only older k8s.io modules than ours, so it moves none of them.
+// Nothing here ships in the product.
 module kubemart.io/hack
 
 go 1.26.0
@@ -7,6 +10,15 @@ go 1.26.0
 require (
 	go.etcd.io/etcd/server/v3 v3.6.8
 	k8s.io/kubernetes v1.36.3 // indirect
+)
+
+require (
+	github.com/yuin/gopher-lua v1.1.1
+	k8s.io/apimachinery v0.36.3
+	k8s.io/cli-runtime v0.36.3
+	layeh.com/gopher-json v0.0.0-20190114024228-97fed8db8427
+	sigs.k8s.io/cli-utils v0.37.2
+	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -209,9 +221,7 @@ require (
 	helm.sh/helm/v3 v3.21.4 // indirect
 	k8s.io/api v0.36.3 // indirect
 	k8s.io/apiextensions-apiserver v0.36.2 // indirect
-	k8s.io/apimachinery v0.36.3 // indirect
 	k8s.io/apiserver v0.36.3 // indirect
-	k8s.io/cli-runtime v0.36.3 // indirect
 	k8s.io/client-go v0.36.3 // indirect
 	k8s.io/cloud-provider v0.36.3 // indirect
 	k8s.io/cluster-bootstrap v0.0.0 // indirect
@@ -248,7 +258,6 @@ require (
 	sigs.k8s.io/kwok v0.8.0 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.3 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 tool (
@@ -258,6 +267,8 @@ tool (
 	k8s.io/kubernetes/cmd/kube-scheduler
 	k8s.io/kubernetes/cmd/kubectl
 	kubemart.io/hack/etcd
+	kubemart.io/hack/kstatus
+	kubemart.io/hack/luahealth
 	sigs.k8s.io/kwok/cmd/kwok
 	sigs.k8s.io/kwok/cmd/kwokctl
 )

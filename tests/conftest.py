@@ -77,11 +77,24 @@ def operator_session(
     cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     op = OperatorProcess(
-        cluster, extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path_factory.mktemp("charts"))}
+        cluster,
+        extra_env={
+            "KUBEMART_CHART_CACHE_DIR": str(tmp_path_factory.mktemp("charts")),
+            # Some scenarios install into a second namespace; tests/test_tenancy.py checks the default policy.
+            "KUBEMART_ALLOW_CROSS_NAMESPACE": "true",
+        },
     )
     op.start()
     yield op
     op.stop()
+
+
+@pytest.fixture
+def shared_operator_paused(operator_session: OperatorProcess) -> Iterator[None]:
+    """The shared operator stopped, for a test that runs operators of its own; started again after."""
+    operator_session.stop()
+    yield
+    operator_session.start()
 
 
 @pytest.fixture

@@ -199,9 +199,12 @@ def test_global_helm_limit_runs_one_operation_at_a_time(
             )
         in_flight, most = 0, 0
         for line in limited.log().splitlines():
-            if "kubemart.helm running command" in line:
+            # `kubemart.helm [AppInstall ns/name] running command: ...`
+            if "kubemart.helm" in line and "] running command:" in line:
                 in_flight += 1
-            elif any(f"kubemart.helm command {end}" in line for end in ("succeeded", "failed", "canceled")):
+            elif "kubemart.helm" in line and any(
+                f"] command {end}:" in line for end in ("succeeded", "failed", "canceled")
+            ):
                 in_flight -= 1
             most = max(most, in_flight)
         assert most == 1

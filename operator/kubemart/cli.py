@@ -8,8 +8,11 @@ from typing import Any
 
 import click
 import kopf
+from pydantic import ValidationError
 
 from kubemart import __version__
+from kubemart.runtime import logs
+from kubemart.runtime.settings import Settings
 
 
 class _QuietEventHandlers(logging.Filter):
@@ -49,13 +52,34 @@ def main() -> None:
     show_default=True,
     help="Where kopf serves its health endpoint; empty to disable.",
 )
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    show_default=True,
+    help="Work only while holding a coordination.k8s.io Lease (for more than one replica).",
+)
+@click.option("--leader-election-name", default="kubemart", show_default=True, help="The Lease's name.")
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    help="The Lease's namespace. Default: the pod's own namespace, or `default` outside a cluster.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Debug logging.")
-def run(namespaces: tuple[str, ...], liveness_endpoint: str, verbose: bool) -> None:
+def run(
+    namespaces: tuple[str, ...],
+    liveness_endpoint: str,
+    leader_elect: bool,
+    leader_election_name: str,
+    leader_election_namespace: str | None,
+    verbose: bool,
+) -> None:
     """Run the operator against $KUBECONFIG's cluster, or in-cluster config inside a pod."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s %(message)s",
-    )
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        raise click.ClickException(f"bad KUBEMART_* setting: {err}") from None
+    # Text for people, or JSON lines (KUBEMART_LOG_FORMAT=json); both name the object a line is about.
+    logs.configure(settings.log_format, verbose=verbose)
     # Health probes, every API request and every watch event handled are not news.
     for noisy in ("aiohttp.access", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -65,10 +89,29 @@ def run(namespaces: tuple[str, ...], liveness_endpoint: str, verbose: bool) -> N
 
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_quiet_shutdown)
-    kopf.run(
-        loop=loop,
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        liveness_endpoint=liveness_endpoint or None,
+
+    def operate(stop_flag: asyncio.Event | None = None) -> None:
+        kopf.run(
+            loop=loop,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            liveness_endpoint=liveness_endpoint or None,
+            stop_flag=stop_flag,
+            # The drift watches follow the same namespaces as kopf (runs with namespaced RBAC).
+            memo=kopf.Memo(namespaces=list(namespaces)),
+        )
+
+    if not leader_elect:
+        operate()
+        return
+    from kubemart.runtime.leader import run_elected
+
+    code = run_elected(
+        loop,
+        operate,
+        name=leader_election_name,
+        namespace=leader_election_namespace,
+        liveness_endpoint=liveness_endpoint,
     )
+    raise SystemExit(code)

@@ -18,12 +18,14 @@ from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.runtime import metrics
 from kubemart.runtime.controller import Controller, key_of
+from kubemart.runtime.http_server import RuntimeServer
 from kubemart.runtime.settings import Settings
 from kubemart.services.appinstall import AppInstalls
 from kubemart.services.catalog_sync import CatalogSync
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
 from kubemart.services.payments import Payments
+from kubemart.services.runtime_view import RuntimeView
 from kubemart.services.webhook_server import WebhookServer
 
 
@@ -35,7 +37,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
     cfg = Settings()
-    metrics.serve(cfg.metrics_port)
     kube = Kube.from_environment()
     memo.settings = cfg
     memo.kube = kube
@@ -55,13 +56,22 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.webhooks = WebhookServer(lambda session: _webhook_secrets(memo, session), memo.pays.wake)
     if cfg.webhook_port:
         await memo.webhooks.start(cfg.webhook_port)
-    memo.drift = DriftWatcher(kube, lambda ns, release: memo.apps.wake(_owners(memo, ns, release)))
+    memo.drift = DriftWatcher(
+        kube,
+        lambda ns, release: memo.apps.wake(_owners(memo, ns, release)),
+        namespaces=list(memo.get("namespaces") or []) or None,
+    )
     memo.drift.start()
+    view = RuntimeView(memo.sources, memo.apps, memo.pays, memo.helm, memo.drift, memo.webhooks)
+    memo.runtime = RuntimeServer(view.state)
+    if cfg.metrics_port:
+        await memo.runtime.start(cfg.metrics_port)
     logger.info("kubemart operator %s started", __version__)
 
 
 @kopf.on.cleanup()
 async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    await memo.runtime.close()
     await memo.sources.close()
     await memo.drift.close()
     await memo.webhooks.close()

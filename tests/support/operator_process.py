@@ -25,8 +25,18 @@ def free_port() -> int:
 class OperatorProcess:
     """One `kubemart run` process; its log goes to a file that tests can read and attach."""
 
-    def __init__(self, cluster: Cluster, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        extra_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        kubeconfig: Path | None = None,
+    ) -> None:
+        """`args` go after `kubemart run`; `kubeconfig` runs it with other credentials than the cluster's."""
         self.cluster = cluster
+        self.args = args
+        self.kubeconfig = kubeconfig
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.webhook_port = free_port()
@@ -43,11 +53,13 @@ class OperatorProcess:
             }
             | self.extra_env
         )
+        if self.kubeconfig is not None:
+            env["KUBECONFIG"] = str(self.kubeconfig)
         env["PYTHONUNBUFFERED"] = "1"
         exe = Path(sys.executable).with_name("kubemart")
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"],
+                [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health_port}/healthz", *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

@@ -11,15 +11,17 @@ import yaml
 from kubemart.models import RESOURCES
 from kubemart.models.crd import expected_files
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT / "crds"
 
 
-def test_crds_directory_matches_the_models() -> None:
+@pytest.mark.parametrize("directory", ["crds", "charts/kubemart/crds"])
+def test_crds_directory_matches_the_models(directory: str) -> None:
     expected = expected_files()
-    on_disk = {p.name: p.read_text() for p in CRDS.glob("*.yaml")}
-    assert sorted(on_disk) == sorted(expected), "crds/ is stale: run `make crds`"
+    on_disk = {p.name: p.read_text() for p in (ROOT / directory).glob("*.yaml")}
+    assert sorted(on_disk) == sorted(expected), f"{directory}/ is stale: run `make crds`"
     for name, text in expected.items():
-        assert on_disk[name] == text, f"crds/{name} is stale: run `make crds`"
+        assert on_disk[name] == text, f"{directory}/{name} is stale: run `make crds`"
 
 
 def _walk(node: Any, path: str = "") -> list[str]:

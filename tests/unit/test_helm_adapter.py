@@ -170,7 +170,10 @@ def test_classify_is_case_insensitive() -> None:
 
 def test_schema_violation_message_names_the_bad_value() -> None:
     err = classify(SCHEMA, operation="install")
-    assert "replicaCount" in err.message
+    assert (
+        "rejected the values: demo: replicaCount: Invalid type. Expected: integer, given: string."
+        in err.message
+    )
     assert_readable(err.message)
 
 

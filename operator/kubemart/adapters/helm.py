@@ -27,7 +27,7 @@ import pyhelm3
 import yaml
 from lightkube.resources.core_v1 import Secret
 
-from kubemart.adapters.kube import Kube
+from kubemart.adapters.kube import Kube, Principal
 from kubemart.runtime import metrics
 
 log = logging.getLogger("kubemart.helm")
@@ -60,7 +60,14 @@ def classify(stderr: str, *, operation: str) -> HelmError:
         # helm names the failing fields on the lines after its "Error:" line.
         lines = [ln.strip(" -") for ln in stderr.strip().splitlines() if ln.strip()]
         start = next((i for i, ln in enumerate(lines) if "values don't meet" in ln.lower()), len(lines))
-        fields = "; ".join(ln for ln in lines[start + 1 :] if ln)[:600] or line
+        # They come grouped under a "<chart>:" line; each gets its chart's name in front.
+        chart, found = "", []
+        for ln in lines[start + 1 :]:
+            if ln.endswith(":") and " " not in ln:
+                chart = ln
+            else:
+                found.append(f"{chart} {ln}" if chart else ln)
+        fields = "; ".join(found)[:600] or line
         return HelmError(
             "ValuesSchemaViolation",
             f"The chart's values.schema.json rejected the values: {fields}. Fix spec.values or valuesFrom.",
@@ -161,13 +168,21 @@ class _ExecCommand(pyhelm3.Command):
     (helm handles SIGTERM for install and upgrade) before it exits.
     """
 
-    def __init__(self, *, executable: str, history_max_revisions: int, term_grace: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        executable: str,
+        history_max_revisions: int,
+        term_grace: float = 30.0,
+        acting_as: Principal | None = None,
+    ) -> None:
         super().__init__(executable=executable, history_max_revisions=history_max_revisions)
         self._exe = executable
         self._term_grace = term_grace
+        self._acting_as = acting_as
 
     async def run(self, command: list[Any], input: bytes | None = None) -> bytes:  # noqa: A002 - pyhelm3's name
-        args = [self._exe, *(str(part) for part in command)]
+        args = [self._exe, *(str(part) for part in command), *impersonation_flags(self._acting_as)]
         # Values go on stdin, so the command line holds no secret.
         shown = shlex.join(args)
         log.info("running command: %s", shown)
@@ -205,11 +220,23 @@ class _ExecCommand(pyhelm3.Command):
             await proc.wait()
 
 
+def impersonation_flags(who: Principal | None) -> list[str]:
+    """Pure: helm's flags to act as `who`; names only, never a credential."""
+    if who is None:
+        return []
+    # No --kube-as-group: for a ServiceAccount user the API server adds its groups itself, and naming
+    # them would need the right to impersonate groups, which cannot be limited to future namespaces.
+    return ["--kube-as-user", who.user]
+
+
 class Helm:
     def __init__(self, kube: Kube, *, executable: str, max_concurrent: int) -> None:
         self.kube = kube
+        self._executable = executable
         self._command = _ExecCommand(executable=executable, history_max_revisions=10)
         self._gate = asyncio.Semaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+        self._slots_in_use = 0
         self._manifests: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
 
     async def history(self, release: str, namespace: str, *, with_manifest: bool = False) -> ReleaseHistory:
@@ -252,9 +279,20 @@ class Helm:
             self._manifests[key] = cached
         return cached
 
+    def slots_in_use(self) -> int:
+        """Helm subprocesses running now, out of `max_concurrent` (for the runtime view)."""
+        return self._slots_in_use
+
+    def _as(self, who: Principal | None) -> _ExecCommand:
+        """The commands, run with `who`'s permissions (None: the operator's)."""
+        if who is None:
+            return self._command
+        return _ExecCommand(executable=self._executable, history_max_revisions=10, acting_as=who)
+
     async def _run(self, operation: str, coro: Any) -> Any:
         async with self._gate:
             metrics.HELM_SUBPROCESSES.labels(operation).inc()
+            self._slots_in_use += 1
             try:
                 return await coro
             except pyhelm3.errors.Error as exc:
@@ -263,6 +301,8 @@ class Helm:
                 raise HelmError(
                     "HelmNotFound", f"The helm binary was not found: {exc}.", retryable=False
                 ) from None
+            finally:
+                self._slots_in_use -= 1
 
     async def upgrade_install(
         self,
@@ -274,11 +314,12 @@ class Helm:
         timeout_seconds: float,
         install: bool,
         description: str,
+        acting_as: Principal | None = None,
     ) -> ReleaseRecord:
         """`helm upgrade --install --wait`; values go on stdin, never on the command line."""
         result = await self._run(
             "install" if install else "upgrade",
-            self._command.install_or_upgrade(
+            self._as(acting_as).install_or_upgrade(
                 release,
                 chart,
                 dict(values),
@@ -299,21 +340,29 @@ class Helm:
         )
 
     async def rollback(
-        self, *, release: str, namespace: str, revision: int | None, timeout_seconds: float
+        self,
+        *,
+        release: str,
+        namespace: str,
+        revision: int | None,
+        timeout_seconds: float,
+        acting_as: Principal | None = None,
     ) -> None:
         await self._run(
             "rollback",
-            self._command.rollback(
+            self._as(acting_as).rollback(
                 release, revision, namespace=namespace, wait=True, timeout=f"{int(timeout_seconds)}s"
             ),
         )
 
-    async def uninstall(self, *, release: str, namespace: str, timeout_seconds: float) -> bool:
+    async def uninstall(
+        self, *, release: str, namespace: str, timeout_seconds: float, acting_as: Principal | None = None
+    ) -> bool:
         """False when there was no release to uninstall."""
         try:
             await self._run(
                 "uninstall",
-                self._command.uninstall(
+                self._as(acting_as).uninstall(
                     release, namespace=namespace, wait=True, timeout=f"{int(timeout_seconds)}s"
                 ),
             )

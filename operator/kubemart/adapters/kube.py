@@ -7,8 +7,10 @@ catalog and drift correction rely on. Its errors become `KubeError` here and now
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Any, cast
+import contextvars
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, cast
 
 import httpx2
 from lightkube import AsyncClient
@@ -60,6 +62,64 @@ def _translate(exc: Exception) -> KubeError:
     return KubeError(0, "Unreachable", f"the Kubernetes API could not be reached: {exc}")
 
 
+class Principal(Protocol):
+    """Someone the operator acts as (a tenant's ServiceAccount): the apiserver's user and groups."""
+
+    @property
+    def user(self) -> str: ...
+
+    @property
+    def groups(self) -> Sequence[str]: ...
+
+
+# Who the requests of the current task act as; read by the HTTP client's request hook. A context
+# variable, so that one connection pool serves every identity and nothing leaks between tasks.
+_ACTING_AS: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "kubemart_acting_as", default=None
+)
+
+
+async def _impersonate(request: httpx2.Request) -> None:
+    who = _ACTING_AS.get()
+    if who is None:
+        return
+    # No Impersonate-Group: the API server adds a ServiceAccount's groups itself (as for helm's flags).
+    extra = [("Impersonate-User", who.user)]
+    request.headers = httpx2.Headers([*request.headers.multi_items(), *extra])
+
+
+def _install_impersonation(client: AsyncClient) -> None:
+    # lightkube has no impersonation setting; its httpx2 client takes a request hook instead.
+    http = getattr(getattr(client, "_client", None), "_client", None)
+    if not isinstance(http, httpx2.AsyncClient):
+        return  # not lightkube's usual layout: acting_as() will refuse rather than act as the operator
+    hooks = http.event_hooks
+    if _impersonate not in hooks["request"]:
+        http.event_hooks = {"request": [*hooks["request"], _impersonate], "response": hooks["response"]}
+
+
+class _ActingAs:
+    """lightkube's client, with each single request made as `who`."""
+
+    def __init__(self, api: Any, who: Principal) -> None:
+        self._api = api
+        self._who = who
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("list", "watch"):
+            raise NotImplementedError("acting as another identity is for single requests")
+        method = getattr(self._api, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            token = _ACTING_AS.set(self._who)
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                _ACTING_AS.reset(token)
+
+        return call
+
+
 class Kube:
     """Typed operations the services need, each a single API call."""
 
@@ -67,6 +127,38 @@ class Kube:
         self.client = client
         # lightkube's overloads type each resource class; ours are generic, so go through Any.
         self._api: Any = client
+        _install_impersonation(client)
+
+    def acting_as(self, who: Principal | None) -> Kube:
+        """This client, making its requests as `who` (None: as the operator). Same connections."""
+        if who is None:
+            return self
+        http = getattr(getattr(self.client, "_client", None), "_client", None)
+        if not isinstance(http, httpx2.AsyncClient) or _impersonate not in http.event_hooks["request"]:
+            raise KubeError(0, "ImpersonationUnavailable", "this Kubernetes client cannot impersonate")
+        view = copy.copy(self)
+        view._api = _ActingAs(self.client, who)
+        return view
+
+    async def may(self, who: Principal, *, verb: str, resource: str, namespace: str, group: str = "") -> bool:
+        """A SubjectAccessReview: may `who` do `verb` on `resource` in `namespace`?"""
+        from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessReviewSpec
+        from lightkube.resources.authorization_v1 import SubjectAccessReview
+
+        review = SubjectAccessReview(
+            spec=SubjectAccessReviewSpec(
+                user=who.user,
+                groups=list(who.groups),
+                resourceAttributes=ResourceAttributes(
+                    verb=verb, resource=resource, group=group, namespace=namespace
+                ),
+            )
+        )
+        try:
+            answer = await self._api.create(review)
+        except (ApiError, httpx2.HTTPError) as exc:
+            raise _translate(exc) from exc
+        return bool(answer.status and answer.status.allowed)
 
     @classmethod
     def from_environment(cls) -> Kube:

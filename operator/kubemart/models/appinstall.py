@@ -138,6 +138,15 @@ class AppInstallSpec(Model):
         pattern=DNS_LABEL,
         max_length=53,
     )
+    service_account_name: str | None = Field(
+        default=None,
+        description=(
+            "A ServiceAccount in the AppInstall's namespace: helm, and the operator's corrections of the "
+            "release's objects, act with its permissions; default: the operator's default, if it has one."
+        ),
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+    )
     timeout: str = Field(
         default="5m",
         description="How long an install or upgrade may take to become ready.",

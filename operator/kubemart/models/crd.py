@@ -137,17 +137,18 @@ def expected_files() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the CRDs generated from the models.")
-    parser.add_argument("directory", type=Path)
+    # crds/ and the chart's charts/kubemart/crds/ get the same files.
+    parser.add_argument("directories", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    out: Path = args.directory
-    out.mkdir(parents=True, exist_ok=True)
     files = expected_files()
-    for stale in out.glob(f"*.{GROUP}.yaml"):
-        if stale.name not in files:
-            stale.unlink()
-    for name, text in files.items():
-        (out / name).write_text(text)
-        print(f"wrote {out / name}", file=sys.stderr)
+    for out in args.directories:
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(f"*.{GROUP}.yaml"):
+            if stale.name not in files:
+                stale.unlink()
+        for name, text in files.items():
+            (out / name).write_text(text)
+            print(f"wrote {out / name}", file=sys.stderr)
     return 0
 
 

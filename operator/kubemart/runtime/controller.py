@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubemart.runtime import metrics
+from kubemart.runtime import logs, metrics
 
 Key = tuple[str, str]
 """(namespace or "", name)."""
@@ -93,7 +93,12 @@ class Controller:
             return
         if key not in self._workers:
             self._wake[key] = asyncio.Event()
-            self._workers[key] = asyncio.create_task(self._worker(key), name=f"{self.name}:{key[0]}/{key[1]}")
+            # Everything this object's loop logs names the object (runtime.logs).
+            self._workers[key] = asyncio.create_task(
+                self._worker(key),
+                name=f"{self.name}:{key[0]}/{key[1]}",
+                context=logs.bind(str(body.get("kind") or self.name), *key),
+            )
         else:
             self._wake[key].set()
 
@@ -148,6 +153,14 @@ class Controller:
     def busy(self, key: Key) -> bool:
         task = self._current.get(key)
         return task is not None and not task.done()
+
+    def stats(self) -> dict[str, int]:
+        """Read-only counts for the runtime view: objects known, woken and waiting, reconciling now."""
+        return {
+            "objects": len(self._latest),
+            "queued": sum(1 for k, w in self._wake.items() if w.is_set() or k in self._forced),
+            "inFlight": sum(1 for t in self._current.values() if not t.done()),
+        }
 
     # --- the loop ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics, served on the metrics port at /metrics (names start with kubemart_)."""
+"""Prometheus metrics, served on the metrics port at /metrics (runtime.http_server; names start with kubemart_)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -43,6 +43,15 @@ def count_apps(bodies: Callable[[], Iterable[dict[str, Any]]]) -> None:
     REGISTRY.register(_AppsByPhase(bodies))
 
 
-def serve(port: int) -> None:
-    if port:
-        start_http_server(port, addr="0.0.0.0")
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
+def exposed_names() -> set[str]:
+    """Every series name /metrics can show (kubemart_apps included), for checking dashboards' queries."""
+    families = [*REGISTRY.collect(), *_AppsByPhase(lambda: ()).collect()]
+    return {
+        f.name + suffix
+        for f in families
+        if f.name.startswith("kubemart_")
+        for suffix in _SUFFIXES.get(f.type, ("",))
+    }

@@ -35,3 +35,16 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=8082, ge=0, description="Port of /webhooks/payment; 0 turns it off.")
     metrics_port: int = Field(default=8081, ge=0, description="Port of /metrics; 0 turns it off.")
     log_format: str = Field(default="text", pattern="^(text|json)$", description="text or json.")
+    # Tenancy (docs/security.md): whose permissions helm uses, and where an app may install.
+    default_service_account: str | None = Field(
+        default=None,
+        description="ServiceAccount (in the AppInstall's namespace) used when spec.serviceAccountName is empty.",
+    )
+    require_service_account: bool = Field(
+        default=False,
+        description="Refuse an AppInstall that names no ServiceAccount when there is no default.",
+    )
+    allow_cross_namespace: bool = Field(
+        default=False,
+        description="Allow any spec.targetNamespace; otherwise only the app's service account's own reach.",
+    )

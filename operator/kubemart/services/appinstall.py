@@ -33,6 +33,7 @@ from kubemart.domain.conditions import Summary
 from kubemart.domain.durations import parse_duration
 from kubemart.domain.entrances import entrances_from
 from kubemart.domain.release_plan import PENDING, Action, Desired, Observed, decide
+from kubemart.domain.tenancy import Account, forbidden_message
 from kubemart.domain.triggers import requested_at
 from kubemart.domain.values import InvalidValues, merge_values, parse_values_document, values_hash
 from kubemart.domain.versions import InvalidConstraint, parse_constraint, resolve_version
@@ -57,6 +58,7 @@ from kubemart.services.licensing import find_license
 from kubemart.services.problems import Problem
 from kubemart.services.source_auth import source_auth
 from kubemart.services.status import write_status
+from kubemart.services.tenancy import tenant_account
 
 FINALIZER = "kubemart.io/finalizer"
 PENDING_GRACE = 10.0
@@ -79,6 +81,8 @@ class Plan:
     """The downloaded chart archive; set only when an install or upgrade is due."""
     licensed: bool = True
     """False for a paid app whose licence is gone (refunded) while its release exists."""
+    account: Account | None = None
+    """The ServiceAccount whose permissions helm and corrections use; None: the operator's."""
 
 
 @dataclass
@@ -186,6 +190,13 @@ class AppInstalls:
         spec = app.spec
         namespace = spec.target_namespace or body["metadata"]["namespace"]
         release = spec.release_name or body["metadata"]["name"]
+        account = await tenant_account(
+            self.kube,
+            self.settings,
+            requested=spec.service_account_name,
+            app_namespace=body["metadata"]["namespace"],
+            target_namespace=namespace,
+        )
         source_body = await self._get(MarketSourceResource, spec.source)
         if source_body is None:
             raise Problem(
@@ -262,6 +273,7 @@ class AppInstalls:
             release=release,
             namespace=namespace,
             history=history,
+            account=account,
         )
 
     def _resolve(self, app: AppInstall, market_app: MarketApp) -> AppVersion:
@@ -391,6 +403,7 @@ class AppInstalls:
                 timeout_seconds=timeout,
                 install=action is Action.INSTALL,
                 description=f"kubemart: {op_type} {spec.app} {plan.version.version}",
+                acting_as=plan.account,
             )
         except asyncio.CancelledError:
             # A newer spec or a deletion interrupted this; helm was told to stop (SIGTERM).
@@ -421,6 +434,13 @@ class AppInstalls:
             metrics.OPERATIONS.labels(op_type, "Canceled").inc()
             raise
         except HelmError as err:
+            if err.reason == "Forbidden":
+                err = HelmError(
+                    err.reason,
+                    forbidden_message(err.message, plan.account),
+                    retryable=err.retryable,
+                    detail=err.detail,
+                )
             self.failures[key] = attempt
             retries = (
                 spec.install.remediation.retries
@@ -506,6 +526,7 @@ class AppInstalls:
                 mode=spec.drift_detection.mode,
                 stopped=stopped,
                 restore=restore,
+                acting_as=plan.account,
             )
         except KubeError as err:
             return await self._problem(
@@ -581,6 +602,7 @@ class AppInstalls:
                 revision=current.revision if current else 0,
                 mode=plan.app.spec.drift_detection.mode,
                 stopped=True,
+                acting_as=plan.account,
             )
         except KubeError as err:
             return await self._problem(
@@ -591,7 +613,7 @@ class AppInstalls:
             f"The licence for {plan.app.spec.app} was revoked (the payment was refunded): the app is stopped and its "
             "data kept. Buy it again with a new Payment to start it."
         )
-        if await self._write(body, status, Summary(False, "LicenseRevoked", message)):
+        if await self._write(body, status, Summary(False, "LicenseRevoked", message, stalled=True)):
             self.events.warning(body, "LicenseRevoked", message)
         return Result(requeue_after=jittered(self.settings.resync_interval))
 
@@ -609,6 +631,7 @@ class AppInstalls:
                     namespace=plan.namespace,
                     revision=last.revision,
                     timeout_seconds=timeout_seconds,
+                    acting_as=plan.account,
                 )
                 message = f"Rolled back release {plan.release} to revision {last.revision} after the failed upgrade."
                 self._record(
@@ -623,7 +646,10 @@ class AppInstalls:
                 )
             else:
                 await self.helm.uninstall(
-                    release=plan.release, namespace=plan.namespace, timeout_seconds=timeout_seconds
+                    release=plan.release,
+                    namespace=plan.namespace,
+                    timeout_seconds=timeout_seconds,
+                    acting_as=plan.account,
                 )
                 message = f"Uninstalled release {plan.release} after the failed upgrade; the next attempt installs it afresh."
                 self._record(
@@ -670,6 +696,7 @@ class AppInstalls:
                 namespace=plan.namespace,
                 revision=target,
                 timeout_seconds=timeout_seconds,
+                acting_as=plan.account,
             )
             self.events.warning(
                 body,
@@ -678,7 +705,10 @@ class AppInstalls:
             )
             return
         await self.helm.uninstall(
-            release=plan.release, namespace=plan.namespace, timeout_seconds=timeout_seconds
+            release=plan.release,
+            namespace=plan.namespace,
+            timeout_seconds=timeout_seconds,
+            acting_as=plan.account,
         )
         self.events.normal(
             body,
@@ -734,8 +764,33 @@ class AppInstalls:
         namespace = spec.get("targetNamespace") or meta["namespace"]
         release = spec.get("releaseName") or meta["name"]
         status = AppInstallStatus.model_validate(body.get("status") or {})
+        key = (meta["namespace"], meta["name"])
+        try:
+            # The same rules as for installing: deleting an AppInstall must not uninstall a release
+            # its namespace may not reach, nor do so with the operator's rights.
+            account = await tenant_account(
+                self.kube,
+                self.settings,
+                requested=spec.get("serviceAccountName"),
+                app_namespace=meta["namespace"],
+                target_namespace=namespace,
+                check_exists=False,
+            )
+            refused = None
+        except Problem as problem:
+            if problem.reason == "ApiUnavailable":
+                self.failures[key] = self.failures.get(key, 0) + 1
+                return Result(requeue_after=backoff(self.failures[key]))
+            account, refused = None, problem
+        if refused is not None:
+            if await self._has_release(release, namespace):
+                self.events.warning(
+                    body,
+                    "UninstallSkipped",
+                    f"Release {release} in {namespace} was left in place: {refused.message}",
+                )
         # The loser of a release conflict never owned the release: it must not uninstall it.
-        if self._holder(body, namespace, release) is None:
+        elif self._holder(body, namespace, release) is None:
             status.phase = Phase.UNINSTALLING
             await self._write(
                 body,
@@ -744,9 +799,13 @@ class AppInstalls:
             )
             try:
                 timeout = parse_duration(spec.get("timeout") or "5m")
-                removed = await self.helm.uninstall(
-                    release=release, namespace=namespace, timeout_seconds=timeout
-                )
+                # Looked up with the operator's rights: when the namespace is being deleted the
+                # account's RoleBinding may be gone already, and nothing is left to uninstall.
+                removed = False
+                if account is None or await self._has_release(release, namespace):
+                    removed = await self.helm.uninstall(
+                        release=release, namespace=namespace, timeout_seconds=timeout, acting_as=account
+                    )
             except HelmError as err:
                 self.events.warning(body, "UninstallFailed", err.message)
                 await self._write(body, status, Summary(False, "UninstallFailed", err.message))
@@ -768,6 +827,12 @@ class AppInstalls:
                 return Result(requeue_after=0.5)  # changed meanwhile: the newest body comes with its event
             raise
         return Result()
+
+    async def _has_release(self, release: str, namespace: str) -> bool:
+        try:
+            return (await self.helm.history(release, namespace)).current is not None
+        except KubeError:
+            return True  # cannot tell: let helm find out
 
     async def _add_finalizer(self, body: Body) -> Body:
         meta = body["metadata"]

@@ -133,7 +133,7 @@ class CatalogSync:
             self.events.normal(
                 body,
                 "CatalogSynced",
-                f"{len(catalog.entries)} apps from {source.spec.url}: {written} written, {deleted} removed.",
+                f"{_apps(len(catalog.entries))} from {source.spec.url}: {written} written, {deleted} removed.",
             )
         if catalog.skipped:
             self.events.warning(
@@ -146,9 +146,7 @@ class CatalogSync:
     def _ready_summary(
         self, source: MarketSource, status: MarketSourceStatus, *, changed: bool, skipped: int | None = None
     ) -> Summary:
-        message = (
-            f"{status.app_count or 0} apps from {source.spec.url} at revision {(status.revision or '')[:19]}"
-        )
+        message = f"{_apps(status.app_count or 0)} from {source.spec.url} at revision {(status.revision or '')[:19]}"
         if skipped:
             message += f"; {skipped} charts left out (see Events)"
         elif not changed:
@@ -227,5 +225,9 @@ def _owned_by(obj: Body, owner: Body) -> bool:
 
 def _keep_note(message: str, status: MarketSourceStatus) -> str:
     if status.app_count:
-        return f"{message} The last good catalog ({status.app_count} apps) is kept."
+        return f"{message} The last good catalog ({_apps(status.app_count or 0)}) is kept."
     return message
+
+
+def _apps(count: int) -> str:
+    return f"{count} app" if count == 1 else f"{count} apps"

@@ -4,6 +4,10 @@ judge workload health. Runs inside the AppInstall reconcile, so it never races a
 Reads are GETs of the release's own objects; writes happen only where something drifted (a
 server-side apply of the manifest's object, as field manager `kubemart`), so an app in sync
 costs no write and no helm subprocess.
+
+Writes act as the app's ServiceAccount when it has one (`acting_as`), never as the operator: the
+manifest comes from a Secret in the tenant's namespace, and re-applying it with the operator's
+rights would let whoever can write that Secret create objects the tenant itself may not.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubemart.adapters.helm import Helm
-from kubemart.adapters.kube import Kube, KubeError
+from kubemart.adapters.kube import Kube, KubeError, Principal
 from kubemart.domain.drift import (
     SCALABLE_KINDS,
     WORKLOAD_KINDS,
@@ -54,8 +58,10 @@ class Corrector:
         mode: DriftMode,
         stopped: bool,
         restore: dict[str, int] | None = None,
+        acting_as: Principal | None = None,
     ) -> Check:
         manifest = await self.helm.manifest(release, namespace, revision)
+        writer = self.kube.acting_as(acting_as)
         wanted = (
             manifest
             if mode is not DriftMode.DISABLED or stopped
@@ -99,7 +105,7 @@ class Corrector:
             try:
                 if d.fields == ("spec.replicas",) and d.ref.kind in SCALABLE_KINDS:
                     # A stop, a resume, or replicas changed by hand: only the count moves.
-                    await self.kube.scale(
+                    await writer.scale(
                         d.ref.api_version,
                         d.ref.kind,
                         d.ref.name,
@@ -109,7 +115,7 @@ class Corrector:
                 elif mode is DriftMode.ENABLED:
                     body = desired_state(obj, stopped=stopped)
                     body["metadata"] = {**(obj.get("metadata") or {}), "name": d.ref.name}
-                    await self.kube.apply_object(body, namespace=d.ref.namespace)
+                    await writer.apply_object(body, namespace=d.ref.namespace)
                 else:
                     continue  # warn: report only
                 result.corrected.append(d)

@@ -89,6 +89,10 @@ class DriftWatcher:
                 log.log(level, "watch of %s ended (%s); again in %.0fs", kind, exc, delay)
                 await asyncio.sleep(delay)
 
+    def alive(self) -> tuple[int, int]:
+        """(watches running, watches started), for the runtime view."""
+        return sum(1 for t in self._tasks if not t.done()), len(self._tasks)
+
     async def close(self) -> None:
         for t in self._tasks:
             t.cancel()

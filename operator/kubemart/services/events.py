@@ -16,6 +16,7 @@ from typing import Any
 from lightkube.resources.core_v1 import Event
 
 from kubemart.adapters.kube import Kube, KubeError
+from kubemart.runtime import logs
 
 log = logging.getLogger("kubemart.events")
 
@@ -69,7 +70,14 @@ class EventRecorder:
         try:
             await self.kube.create(Event, event, namespace=namespace)
         except KubeError as err:
-            log.debug("event %s on %s/%s not posted: %s", reason, namespace, meta.get("name"), err.message)
+            log.debug(
+                "event %s on %s/%s not posted: %s",
+                reason,
+                namespace,
+                meta.get("name"),
+                err.message,
+                extra=logs.ref_of(body),
+            )
 
     async def close(self) -> None:
         await asyncio.gather(*self._pending, return_exceptions=True)

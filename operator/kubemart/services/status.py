@@ -10,6 +10,7 @@ from typing import Any
 from kubemart.adapters.kube import Body, Kube, KubeError
 from kubemart.domain.conditions import Summary, conditions_for, same_conditions
 from kubemart.models.resource import ReconciledStatus
+from kubemart.runtime import logs
 
 log = logging.getLogger("kubemart.status")
 
@@ -44,7 +45,13 @@ async def write_status(
         updated = await kube.patch_status(res, meta["name"], patch, namespace=meta.get("namespace"))
     except KubeError as err:
         # The next reconcile writes it again; the object itself is not harmed.
-        log.warning("status of %s/%s not written: %s", meta.get("namespace") or "", meta["name"], err.message)
+        log.warning(
+            "status of %s/%s not written: %s",
+            meta.get("namespace") or "",
+            meta["name"],
+            err.message,
+            extra=logs.ref_of(body),
+        )
         return False
     if updated is not None:
         body["status"] = updated.get("status") or {}

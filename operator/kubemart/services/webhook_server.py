@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from kubemart.domain.webhooks import BadSignature, verify_signature
+from kubemart.runtime import logs
 
 log = logging.getLogger("kubemart.webhooks")
 
@@ -34,6 +35,11 @@ class WebhookServer:
         await self._runner.setup()
         await web.TCPSite(self._runner, "0.0.0.0", port).start()
 
+    @property
+    def running(self) -> bool:
+        """Whether it listens (for the runtime view)."""
+        return self._runner is not None
+
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -50,7 +56,8 @@ class WebhookServer:
             try:
                 verify_signature(header, secret, body, now=time.time())
             except BadSignature as exc:
-                log.warning("webhook for session %s refused: %s", session, exc)
+                about = logs.ref("Payment", *key) if isinstance(key, tuple) else {}
+                log.warning("webhook for session %s refused: %s", session, exc, extra=about)
                 continue
             matched.append(key)
         if not matched:
