@@ -2,7 +2,9 @@
 
 (a) one AppInstall, apply to Ready, against `helm upgrade --install --wait` of the same chart;
 (b) 50 AppInstalls applied at once, against 50 direct helm installs run 4 at a time;
-(c) a catalog of 5,000 generated charts: first sync, an unchanged re-sync, API writes, peak RSS.
+(c) a catalog of 5,000 generated charts: first sync, an unchanged re-sync, API writes, peak RSS;
+(d) drift repair time and the cost of idling with 200 apps;
+(e) leader hand-over with two replicas: SIGTERM (the Lease is released) against SIGKILL (it must expire).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -69,7 +71,7 @@ def kubectl(*args: str) -> str:
 
 
 class Operator:
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, args: tuple[str, ...] = ()) -> None:
         self.health = free_port()
         self.metrics = free_port()
         self.log = log
@@ -81,7 +83,7 @@ class Operator:
         }
         with log.open("ab") as f:
             self.proc = subprocess.Popen(
-                [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health}/healthz"],
+                [str(exe), "run", "--liveness", f"http://127.0.0.1:{self.health}/healthz", *args],
                 stdout=f,
                 stderr=subprocess.STDOUT,
                 env=env() | extra,
@@ -115,6 +117,56 @@ class Operator:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=60)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=60)
+
+    def leading(self) -> bool:
+        # kopf's startup handler logs "kubemart operator <version> started" once this replica leads.
+        return "kubemart operator" in self.log.read_text(errors="replace")
+
+    def standing_by(self) -> bool:
+        return "waiting to lead" in self.log.read_text(errors="replace")
+
+
+def bench_handover(core: client.CoreV1Api, tmp: Path, runs: int) -> dict[str, Any]:
+    """Two `kubemart run --leader-elect` replicas: time from stopping the leader to the other leading."""
+    ns = new_namespace(core, "bench-h")
+    lease = ("--leader-elect", "--leader-election-namespace", ns, "--leader-election-name", "bench")
+    count = 0
+
+    def replica() -> Operator:
+        nonlocal count
+        count += 1
+        return Operator(tmp / f"replica-{count}.log", lease)
+
+    leader = replica()
+    wait_until(leader.leading, 60)
+    times: dict[str, list[float]] = {"sigterm": [], "sigkill": []}
+    try:
+        for signal_name in ["sigterm"] * runs + ["sigkill"]:
+            standby = replica()
+            wait_until(standby.standing_by, 60)
+            start = time.monotonic()
+            if signal_name == "sigterm":
+                leader.stop()  # graceful: kopf stops, then the Lease is released
+            else:
+                leader.kill()
+            wait_until(standby.leading, 60, interval=0.02)
+            times[signal_name].append(time.monotonic() - start)
+            leader = standby
+    finally:
+        leader.stop()
+        core.delete_namespace(ns)
+    term, kill = statistics.median(times["sigterm"]), statistics.median(times["sigkill"])
+    return {
+        "runs": runs,
+        "sigterm_s": [round(t, 2) for t in times["sigterm"]],
+        "sigterm_median_s": round(term, 2),
+        "sigkill_s": round(kill, 2),
+        "ratio": round(term / kill, 3),
+    }
 
 
 def apiserver_writes(resource: str) -> float:
@@ -391,6 +443,7 @@ def apiserver_requests() -> float:
 
 def write_report(results: dict[str, Any], command: str) -> None:
     a, b, c, d = results.get("single"), results.get("batch"), results.get("catalog"), results.get("drift")
+    e = results.get("handover")
     lines = [
         "## Latest results",
         "",
@@ -447,6 +500,17 @@ def write_report(results: dict[str, Any], command: str) -> None:
             f"| operator RSS with {d['apps']} apps | {d['operator_rss_mib']} MiB |",
             "",
         ]
+    if e:
+        lines += [
+            f"### (e) Leader hand-over, two replicas ({e.get('when', results['when'])})",
+            "",
+            "| | stop to the other replica leading |",
+            "| --- | --- |",
+            f"| SIGKILL: the Lease must expire (baseline: client-go's 15 s duration) | {e['sigkill_s']} s |",
+            f"| SIGTERM: kopf stops, the Lease is released (median of {e['runs']}) | {e['sigterm_median_s']} s, each: {e['sigterm_s']} |",
+            f"| **ratio** | **{e['ratio']}** |",
+            "",
+        ]
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
@@ -461,9 +525,12 @@ def main() -> int:
     parser.add_argument("--charts", type=int, default=5000)
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--idle", type=float, default=300)
-    parser.add_argument("--only", choices=["single", "batch", "catalog", "drift"], action="append")
+    parser.add_argument("--handovers", type=int, default=3)
+    parser.add_argument(
+        "--only", choices=["single", "batch", "catalog", "drift", "handover"], action="append"
+    )
     args = parser.parse_args()
-    only = set(args.only or ["single", "batch", "catalog", "drift"])
+    only = set(args.only or ["single", "batch", "catalog", "drift", "handover"])
     config.load_kube_config(KUBECONFIG)
     custom, core = client.CustomObjectsApi(), client.CoreV1Api()
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -497,6 +564,9 @@ def main() -> int:
         if "catalog" in only:
             results["catalog"] = bench_catalog(custom, op, tmp, args.charts)
             print(json.dumps(results["catalog"]), flush=True)
+        if "handover" in only:
+            results["handover"] = bench_handover(core, tmp, args.handovers)
+            print(json.dumps(results["handover"]), flush=True)
     finally:
         op.stop()
     out = ROOT / "bench" / "results"
@@ -504,7 +574,7 @@ def main() -> int:
     latest = out / "latest.json"
     # Sections not run this time keep their last figures (each says when it was measured).
     previous = json.loads(latest.read_text()) if latest.exists() else {}
-    for section in ("single", "batch", "catalog", "drift"):
+    for section in ("single", "batch", "catalog", "drift", "handover"):
         if section in results:
             results[section]["when"] = results["when"]
         elif section in previous:

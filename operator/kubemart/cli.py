@@ -99,7 +99,9 @@ def run(
             liveness_endpoint=liveness_endpoint or None,
             stop_flag=stop_flag,
             # The drift watches follow the same namespaces as kopf (runs with namespaced RBAC).
-            memo=kopf.Memo(namespaces=list(namespaces)),
+            # With leader election, kopf waits on `stop_flag`; `shutdown` sets it when a signal stopped
+            # kopf instead, or kopf would wait 5 s for that waiter before returning (and the Lease with it).
+            memo=kopf.Memo(namespaces=list(namespaces), stop_flag=stop_flag),
         )
 
     if not leader_elect:

@@ -79,6 +79,8 @@ async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     await memo.pays.close()
     await memo.events.close()
     await memo.kube.close()
+    if memo.get("stop_flag") is not None:
+        memo.stop_flag.set()  # kopf's waiter on it ends now, so the Lease is released at once
     logger.info("kubemart operator stopped")
 
 
