@@ -177,6 +177,26 @@ def test_dashboard_configmap_is_labelled_for_grafana() -> None:
     json.loads(cm["data"]["kubemart.json"])
 
 
+def test_notes_carry_the_argocd_health_checks_when_asked(cluster: Cluster) -> None:
+    # helm renders NOTES only on install; --dry-run=client creates nothing (it reads the server version).
+    shown = helm(
+        "install",
+        "km",
+        str(CHART),
+        "--dry-run=client",
+        "--set=argocd.healthChecksInNotes=true",
+        cluster=cluster,
+    )
+    assert shown.returncode == 0, shown.stderr
+    notes = shown.stdout.split("NOTES:", 1)[1]
+    snippet = notes[notes.index("# Argo CD health checks") :].split("\nNote: ", 1)[0]
+    expected = yaml.safe_load((ROOT / "docs" / "argocd" / "argocd-cm.yaml").read_text())
+    assert yaml.safe_load(snippet) == expected
+    hidden = helm("install", "km", str(CHART), "--dry-run=client", cluster=cluster)
+    assert "resource.customizations.health" not in hidden.stdout.split("NOTES:", 1)[1]
+    assert "argocd.healthChecksInNotes=true" in hidden.stdout
+
+
 # --- against the cluster -------------------------------------------------------------------------------
 
 

@@ -41,6 +41,13 @@ def test_the_argocd_cm_snippet_holds_the_lua_files_byte_for_byte() -> None:
     assert set(data) == {f"resource.customizations.health.kubemart.io_{k}" for k in KINDS}
 
 
+def test_the_chart_ships_the_same_argocd_cm_snippet() -> None:
+    chart_copy = DOCS.parents[1] / "charts" / "kubemart" / "argocd" / "argocd-cm.yaml"
+    assert yaml.safe_load(chart_copy.read_text()) == yaml.safe_load((DOCS / "argocd-cm.yaml").read_text()), (
+        "charts/kubemart/argocd/argocd-cm.yaml differs from docs/argocd/argocd-cm.yaml: copy it over"
+    )
+
+
 def test_every_expectation_has_a_recorded_object_and_every_recording_an_expectation() -> None:
     assert {p.stem for p in FIXTURES.glob("*.json")} == set(EXPECTED)
 
