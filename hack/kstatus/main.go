@@ -14,16 +14,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/resource"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
-	"sigs.k8s.io/yaml"
+
+	"kubemart.io/hack/internal/object"
 )
 
 type output struct {
@@ -72,23 +71,9 @@ func main() {
 }
 
 func read(path string) (*unstructured.Unstructured, error) {
-	var raw []byte
-	var err error
-	if path == "" || path == "-" {
-		raw, err = io.ReadAll(os.Stdin)
-	} else {
-		raw, err = os.ReadFile(path)
-	}
+	obj, err := object.Read(path)
 	if err != nil {
 		return nil, err
-	}
-	doc, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("the object is neither JSON nor YAML: %w", err)
-	}
-	obj := map[string]any{}
-	if err := utiljson.Unmarshal(doc, &obj); err != nil {
-		return nil, fmt.Errorf("the object is not a JSON object: %w", err)
 	}
 	return &unstructured.Unstructured{Object: obj}, nil
 }

@@ -19,14 +19,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
-	utiljson "k8s.io/apimachinery/pkg/util/json"
 	luajson "layeh.com/gopher-json"
-	"sigs.k8s.io/yaml"
+
+	"kubemart.io/hack/internal/object"
 )
 
 // HealthStatus is Argo CD's health.HealthStatus as a health script returns it.
@@ -62,7 +61,7 @@ func run(scriptPath, objectPath string, openLibs bool) error {
 	if err != nil {
 		return err
 	}
-	obj, err := readObject(objectPath)
+	obj, err := object.Read(objectPath)
 	if err != nil {
 		return err
 	}
@@ -71,29 +70,6 @@ func run(scriptPath, objectPath string, openLibs bool) error {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(hs)
-}
-
-// readObject decodes JSON or YAML the way an unstructured object holds it (integers as int64).
-func readObject(path string) (map[string]any, error) {
-	var raw []byte
-	var err error
-	if path == "" || path == "-" {
-		raw, err = io.ReadAll(os.Stdin)
-	} else {
-		raw, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	doc, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return nil, fmt.Errorf("the object is neither JSON nor YAML: %w", err)
-	}
-	obj := map[string]any{}
-	if err := utiljson.Unmarshal(doc, &obj); err != nil {
-		return nil, fmt.Errorf("the object is not a JSON object: %w", err)
-	}
-	return obj, nil
 }
 
 func executeHealthLua(obj map[string]any, script string, openLibs bool) (*HealthStatus, error) {
