@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -111,6 +112,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if entry is not None and report.failed:  # type: ignore[attr-defined]
         op, since = entry
         report.sections.append(("operator log", op.log(since)[-20000:]))  # type: ignore[attr-defined]
+    ns = getattr(item, "funcargs", {}).get("namespace")
+    if report.failed and call.when == "call" and isinstance(ns, str):  # type: ignore[attr-defined]
+        # What the operator reported, as it stood when the test failed.
+        found = subprocess.run(
+            [str(ROOT / "bin" / "kubectl"), "get", "appinstalls,payments", "-n", ns, "-o", "yaml"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        report.sections.append(("objects in the test namespace", (found.stdout or found.stderr)[-20000:]))  # type: ignore[attr-defined]
     return report
 
 

@@ -88,7 +88,8 @@ def test_valuesfrom_configmap_change_upgrades_and_values_win(
     core.create_namespaced_config_map(
         namespace,
         client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name="settings"),
+            # Opted in to being watched: a change upgrades at once (others are read at each reconcile).
+            metadata=client.V1ObjectMeta(name="settings", labels={"kubemart.io/watch": "true"}),
             data={"values.yaml": "message: from-cm\nreplicaCount: 2\n"},
         ),
     )
@@ -115,6 +116,41 @@ def test_valuesfrom_configmap_change_upgrades_and_values_win(
         lambda: core.read_namespaced_config_map("cfg-config", namespace).data == {"message": "changed"},
         timeout=120,
         what="ConfigMap change applied",
+    )
+
+
+def test_unwatched_values_are_read_at_the_next_reconcile_not_on_change(
+    k8s: client.ApiClient, objects: Objects, operator: OperatorProcess, catalog: str, namespace: str
+) -> None:
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="plain"), data={"values.yaml": "message: one\n"}
+        ),
+    )
+    install(
+        objects,
+        namespace,
+        "plain",
+        source=catalog,
+        app="hello",
+        valuesFrom=[{"kind": "ConfigMap", "name": "plain"}],
+    )
+    wait_for(lambda: running(objects, namespace, "plain"), timeout=120, what="Running")
+    events_before = operator.metric('kubemart_watched_values_events_total{kind="ConfigMap"}')
+    core.patch_namespaced_config_map("plain", namespace, {"data": {"values.yaml": "message: two\n"}})
+    stamp = request_reconcile(objects, "appinstalls", "plain", namespace)
+    wait_for(
+        lambda: handled(objects, "appinstalls", "plain", stamp, namespace), timeout=60, what="retry handled"
+    )
+    wait_for(
+        lambda: core.read_namespaced_config_map("plain-config", namespace).data == {"message": "two"},
+        timeout=120,
+        what="the new values applied at the reconcile",
+    )
+    assert operator.metric('kubemart_watched_values_events_total{kind="ConfigMap"}') == events_before, (
+        "an unlabelled ConfigMap is not watched"
     )
 
 

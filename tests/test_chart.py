@@ -100,7 +100,8 @@ def test_values_map_to_every_setting() -> None:
     env = {e["name"] for e in c["env"]}
     # helm_binary is the image's own helm; the rest come from values.
     wanted = {f"KUBEMART_{name.upper()}" for name in Settings.model_fields if name != "helm_binary"}
-    unset_by_default = {"KUBEMART_DEFAULT_SERVICE_ACCOUNT"}  # set only when tenancy.defaultServiceAccount is
+    # Set only when tenancy.defaultServiceAccount / settings.maxConcurrentHelmPerNamespace are.
+    unset_by_default = {"KUBEMART_DEFAULT_SERVICE_ACCOUNT", "KUBEMART_MAX_CONCURRENT_HELM_PER_NAMESPACE"}
     assert wanted - unset_by_default <= env, wanted - env
     c = one(render("tenancy.defaultServiceAccount=apps"), "Deployment")["spec"]["template"]["spec"]
     assert {"name": "KUBEMART_DEFAULT_SERVICE_ACCOUNT", "value": "apps"} in c["containers"][0]["env"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import kopf
@@ -84,6 +86,11 @@ def run(
     for noisy in ("aiohttp.access", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(_QuietEventHandlers())
+    # Every port is bound (or refused) before kopf starts: a busy port is one clear line and exit 1,
+    # never a startup handler that kopf retries every minute.
+    webhook_socket = _listen(settings.webhook_port, "payment webhooks", "KUBEMART_WEBHOOK_PORT")
+    metrics_socket = _listen(settings.metrics_port, "metrics and the runtime view", "KUBEMART_METRICS_PORT")
+    _check_free(liveness_endpoint)
     # Importing the handlers registers them with kopf's default registry.
     from kubemart import handlers  # noqa: F401
 
@@ -101,13 +108,29 @@ def run(
             # The drift watches follow the same namespaces as kopf (runs with namespaced RBAC).
             # With leader election, kopf waits on `stop_flag`; `shutdown` sets it when a signal stopped
             # kopf instead, or kopf would wait 5 s for that waiter before returning (and the Lease with it).
-            memo=kopf.Memo(namespaces=list(namespaces), stop_flag=stop_flag),
+            memo=kopf.Memo(
+                namespaces=list(namespaces),
+                stop_flag=stop_flag,
+                settings=settings,
+                webhook_socket=webhook_socket,
+                metrics_socket=metrics_socket,
+            ),
         )
 
     if not leader_elect:
-        operate()
+        try:
+            operate()
+        except Exception as exc:  # kopf raises ActivityError when the startup handler failed for good
+            raise click.ClickException(str(exc.__cause__ or exc)) from None
         return
     from kubemart.runtime.leader import run_elected
+
+    # A standby must not hold the ports (the Service would send it requests it never answers): the
+    # leader binds them once elected; they were checked free above.
+    for sock in (webhook_socket, metrics_socket):
+        if sock is not None:
+            sock.close()
+    webhook_socket = metrics_socket = None
 
     code = run_elected(
         loop,
@@ -117,3 +140,44 @@ def run(
         liveness_endpoint=liveness_endpoint,
     )
     raise SystemExit(code)
+
+
+def _listen(port: int, what: str, setting: str) -> socket.socket | None:
+    """A listening socket on `port` (0: the feature is off), or a one-line exit saying which setting to change."""
+    if not port:
+        return None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("0.0.0.0", port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(
+            f"cannot listen on port {port} for {what}: {exc.strerror or exc}; "
+            f"set {setting} to a free port, or 0 to turn it off"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+def _check_free(endpoint: str) -> None:
+    """kopf binds its health endpoint itself: fail here, clearly, if it cannot."""
+    if not endpoint:
+        return
+    parts = urlsplit(endpoint)
+    try:
+        port = parts.port
+    except ValueError:
+        raise click.ClickException(f"--liveness {endpoint!r} is not a valid URL") from None
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((parts.hostname or "0.0.0.0", port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on port {port} for the health endpoint: {exc.strerror or exc}; "
+                "set --liveness to a free address, or to an empty value to turn it off"
+            ) from None

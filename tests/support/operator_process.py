@@ -77,12 +77,18 @@ class OperatorProcess:
             return False
 
     def log(self, since: int = 0) -> str:
-        with self.log_path.open("rb") as f:
-            f.seek(since)
-            return f.read().decode(errors="replace")
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(since)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return f"(the operator's log {self.log_path} is gone)"
 
     def log_size(self) -> int:
-        return self.log_path.stat().st_size
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""

@@ -76,7 +76,23 @@ CASES = [
         NO_NAMESPACE, "install", "TargetNamespaceNotFound", True, "Create the namespace", id="no ns"
     ),
     pytest.param(FORBIDDEN, "install", "Forbidden", True, "not allowed to install", id="forbidden"),
-    pytest.param(GENERIC, "install", "InstallFailed", True, "spec.ports[0].port", id="generic install"),
+    pytest.param(GENERIC, "install", "ObjectRejected", False, "spec.ports[0].port", id="object rejected"),
+    pytest.param(
+        "Error: INSTALLATION FAILED: something nobody foresaw\n",
+        "install",
+        "InstallFailed",
+        True,
+        "something nobody foresaw",
+        id="generic install",
+    ),
+    pytest.param(
+        'Error: INSTALLATION FAILED: 1 error occurred:\n\t* Deployment.apps "x" is forbidden: quota exceeded\n\n',
+        "install",
+        "Forbidden",
+        True,
+        "quota exceeded",
+        id="multi-error keeps its cause",
+    ),
     pytest.param(
         "Error: uninstall: Release not loaded: demo: release: not found\n",
         "uninstall",

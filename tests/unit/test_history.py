@@ -6,18 +6,23 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kubemart.models.appinstall import AppInstallStatus
-from kubemart.runtime.settings import Settings
-from kubemart.services.appinstall import AppInstalls
+from kubemart.release.outcome import Outcome, entry
+from kubemart.release.state import Action, Decision
+from kubemart.release.summarize import summarize
+from support.release_states import IN_SYNC, release, state
 
 
 @pytest.mark.parametrize("limit", [1, 3, 10])
 def test_history_is_capped_newest_first(limit: int) -> None:
-    installs = AppInstalls(kube=None, helm=None, settings=Settings(history_limit=limit), events=None)  # type: ignore[arg-type]
-    status = AppInstallStatus()
-    for i in range(limit + 4):
-        installs._record(
-            status, "upgrade", f"1.{i}.0", f"1.{i + 1}.0", i + 1, "Succeeded", datetime.now(UTC), f"op {i}"
+    now = datetime.now(UTC)
+    old = [
+        entry("upgrade", "Succeeded", started=now, finished=now, revision=i, message=f"op {i}").model_dump(
+            by_alias=True, mode="json"
         )
-    assert len(status.history) == limit
-    assert [h.revision for h in status.history] == list(range(limit + 4, 4, -1))
+        for i in range(limit + 3, 0, -1)
+    ]
+    given = state(rel=release(), status={**IN_SYNC, "history": old})
+    new = entry("upgrade", "Succeeded", started=now, finished=now, revision=limit + 4, message="newest")
+    report = summarize(given, Decision(Action.UPGRADE), Outcome(history=(new,)), now=now, history_limit=limit)
+    assert len(report.status.history) == limit
+    assert [h.revision for h in report.status.history] == list(range(limit + 4, 4, -1))

@@ -66,7 +66,7 @@ def test_the_view_reads_what_the_loops_hold_and_the_helm_slots() -> None:
             entered.set()
             await release.wait()
 
-        running = asyncio.create_task(helm._run("install", slow()))
+        running = asyncio.create_task(helm._run("install", slow(), None))
         await asyncio.wait_for(entered.wait(), 2)
         view = RuntimeView(
             sources,

@@ -14,21 +14,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import gzip
 import json
 import logging
+import re
 import shlex
-from collections.abc import Mapping
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyhelm3
-import yaml
 from lightkube.resources.core_v1 import Secret
 
 from kubemart.adapters.kube import Kube, Principal
+from kubemart.domain import safe_yaml
 from kubemart.runtime import metrics
+from kubemart.runtime.fair_gate import FairGate, OnQueued
 
 log = logging.getLogger("kubemart.helm")
 
@@ -45,10 +47,18 @@ class HelmError(Exception):
 
 
 def _last_error_line(stderr: str) -> str:
+    """helm's error, with its cause: a multi-error ("1 error occurred:") lists the causes on the lines
+    after its "Error:" line, as `* ...` bullets; they are what a person needs to read."""
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    for ln in reversed(lines):
+    for i in range(len(lines) - 1, -1, -1):
+        ln = lines[i]
         if ln.lower().startswith("error:"):
-            return ln[len("error:") :].strip()
+            head = ln[len("error:") :].strip()
+            causes = [c.lstrip("*").strip() for c in lines[i + 1 :] if c.startswith("*")]
+            if causes:
+                head = re.sub(r"\s*\d+ errors? occurred:?$", "", head).rstrip(" :")
+                return f"{head}: {'; '.join(causes)}" if head else "; ".join(causes)
+            return head
     return lines[-1] if lines else "helm failed without a message"
 
 
@@ -105,6 +115,13 @@ def classify(stderr: str, *, operation: str) -> HelmError:
             retryable=False,
             detail=stderr,
         )
+    if " is invalid: " in text or ("admission webhook" in text and "denied the request" in text):
+        return HelmError(
+            "ObjectRejected",
+            f"The API server rejected an object of the chart: {line}. Fix the values or choose another version.",
+            retryable=False,
+            detail=stderr,
+        )
     if "another operation (install/upgrade/rollback) is in progress" in text:
         return HelmError(
             "ReleaseLocked", f"The release is locked by another operation: {line}.", retryable=True
@@ -135,6 +152,10 @@ class ReleaseRecord:
     manifest: str = field(default="", repr=False)
     modified_at: float | None = None
     """Unix time Helm last wrote this revision, from its storage labels."""
+    labels: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """The labels of the revision's storage Secret (helm's own and those given with --labels)."""
+    uid: str | None = None
+    """The uid of the revision's storage Secret: what a tenant cannot forge."""
 
 
 @dataclass(frozen=True)
@@ -151,13 +172,39 @@ class ReleaseHistory:
         return next((r for r in self.revisions if r.status in ("deployed", "superseded")), None)
 
 
+MAX_RELEASE_BYTES = 32 * 1024 * 1024
+"""The largest decompressed release record read: helm's own stay far below (a Secret holds 1 MiB)."""
+
+
 def decode_release(data: str) -> dict[str, Any]:
-    """Helm's storage format: base64 (by Helm) of gzip of JSON, inside a Secret's data."""
-    raw = base64.b64decode(base64.b64decode(data))
+    """Helm's storage format: base64 (by Helm) of gzip of JSON, inside a Secret's data.
+
+    Raises ValueError for anything else, including a record that decompresses past MAX_RELEASE_BYTES
+    (the Secret is in a tenant's namespace: it may be forged).
+    """
+    try:
+        raw = base64.b64decode(base64.b64decode(data))
+    except (ValueError, TypeError) as exc:
+        raise ValueError("the release record is not base64") from exc
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    result: dict[str, Any] = json.loads(raw)
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            raw = inflate.decompress(raw, MAX_RELEASE_BYTES + 1)
+        except zlib.error as exc:
+            raise ValueError("the release record is not valid gzip") from exc
+        if len(raw) > MAX_RELEASE_BYTES or inflate.unconsumed_tail:
+            raise ValueError(f"the release record decompresses to more than {MAX_RELEASE_BYTES} bytes")
+    result = json.loads(raw)
+    if not isinstance(result, dict):
+        raise ValueError("the release record is not a JSON object")
     return result
+
+
+def _manifest_of(data: str) -> list[dict[str, Any]]:
+    try:
+        return manifest_objects(str(decode_release(data).get("manifest", "")))
+    except ValueError:
+        return []
 
 
 class _ExecCommand(pyhelm3.Command):
@@ -175,14 +222,21 @@ class _ExecCommand(pyhelm3.Command):
         history_max_revisions: int,
         term_grace: float = 30.0,
         acting_as: Principal | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         super().__init__(executable=executable, history_max_revisions=history_max_revisions)
         self._exe = executable
         self._term_grace = term_grace
         self._acting_as = acting_as
+        self._extra = extra_args
 
     async def run(self, command: list[Any], input: bytes | None = None) -> bytes:  # noqa: A002 - pyhelm3's name
-        args = [self._exe, *(str(part) for part in command), *impersonation_flags(self._acting_as)]
+        args = [
+            self._exe,
+            *(str(part) for part in command),
+            *self._extra,
+            *impersonation_flags(self._acting_as),
+        ]
         # Values go on stdin, so the command line holds no secret.
         shown = shlex.join(args)
         log.info("running command: %s", shown)
@@ -229,14 +283,25 @@ def impersonation_flags(who: Principal | None) -> list[str]:
     return ["--kube-as-user", who.user]
 
 
+@dataclass(frozen=True)
+class Slot:
+    """Whose helm slot an operation takes, and whom to tell while it waits or when it starts."""
+
+    tenant: str = ""
+    """The namespace whose share of the helm slots the operation counts against."""
+    on_queued: OnQueued | None = None
+    on_started: Callable[[], Awaitable[None]] | None = None
+
+
 class Helm:
-    def __init__(self, kube: Kube, *, executable: str, max_concurrent: int) -> None:
+    def __init__(
+        self, kube: Kube, *, executable: str, max_concurrent: int, per_tenant: int | None = None
+    ) -> None:
         self.kube = kube
         self._executable = executable
         self._command = _ExecCommand(executable=executable, history_max_revisions=10)
-        self._gate = asyncio.Semaphore(max_concurrent)
+        self._gate = FairGate(max_concurrent, per_tenant or max_concurrent)
         self.max_concurrent = max_concurrent
-        self._slots_in_use = 0
         self._manifests: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
 
     async def history(self, release: str, namespace: str, *, with_manifest: bool = False) -> ReleaseHistory:
@@ -248,32 +313,38 @@ class Helm:
             manifest, chart_version = "", None
             if with_manifest:
                 doc = decode_release((s.get("data") or {}).get("release", ""))
-                manifest = doc.get("manifest", "")
+                manifest = str(doc.get("manifest", ""))
                 chart_version = ((doc.get("chart") or {}).get("metadata") or {}).get("version")
             records.append(
                 ReleaseRecord(
                     name=release,
                     namespace=namespace,
-                    revision=int(labels.get("version", "0")),
+                    revision=_int(labels.get("version")),
                     status=labels.get("status", "unknown"),
                     chart_version=chart_version,
                     manifest=manifest,
                     modified_at=_unix(labels.get("modifiedAt") or labels.get("createdAt")),
+                    labels=dict(labels),
+                    uid=s["metadata"].get("uid"),
                 )
             )
         records.sort(key=lambda r: r.revision, reverse=True)
         return ReleaseHistory(tuple(records))
 
     async def manifest(self, release: str, namespace: str, revision: int) -> list[dict[str, Any]]:
-        """The objects a revision rendered, read from Helm's storage and kept: revisions never change."""
+        """The objects a revision rendered, read from Helm's storage and kept: revisions never change.
+
+        The storage Secret lives in the app's namespace, where a tenant may write: it is read with
+        bounds (decompressed size, YAML aliases and depth), and parsed off the event loop.
+        """
         key = (namespace, release, revision)
         cached = self._manifests.get(key)
         if cached is None:
             body = await self.kube.get(Secret, f"sh.helm.release.v1.{release}.v{revision}", namespace)
             if body is None:
                 return []
-            doc = decode_release((body.get("data") or {}).get("release", ""))
-            cached = manifest_objects(doc.get("manifest", ""))
+            data = (body.get("data") or {}).get("release", "")
+            cached = await asyncio.to_thread(_manifest_of, data)
             if len(self._manifests) > 2048:
                 self._manifests.clear()
             self._manifests[key] = cached
@@ -281,28 +352,36 @@ class Helm:
 
     def slots_in_use(self) -> int:
         """Helm subprocesses running now, out of `max_concurrent` (for the runtime view)."""
-        return self._slots_in_use
+        return self._gate.in_use
 
-    def _as(self, who: Principal | None) -> _ExecCommand:
+    def slots_waiting(self) -> int:
+        return self._gate.waiting()
+
+    def _as(self, who: Principal | None, extra: tuple[str, ...] = ()) -> _ExecCommand:
         """The commands, run with `who`'s permissions (None: the operator's)."""
-        if who is None:
+        if who is None and not extra:
             return self._command
-        return _ExecCommand(executable=self._executable, history_max_revisions=10, acting_as=who)
+        return _ExecCommand(
+            executable=self._executable, history_max_revisions=10, acting_as=who, extra_args=extra
+        )
 
-    async def _run(self, operation: str, coro: Any) -> Any:
-        async with self._gate:
-            metrics.HELM_SUBPROCESSES.labels(operation).inc()
-            self._slots_in_use += 1
-            try:
-                return await coro
-            except pyhelm3.errors.Error as exc:
-                raise classify(exc.stderr.decode(errors="replace"), operation=operation) from None
-            except FileNotFoundError as exc:
-                raise HelmError(
-                    "HelmNotFound", f"The helm binary was not found: {exc}.", retryable=False
-                ) from None
-            finally:
-                self._slots_in_use -= 1
+    async def _run(self, operation: str, coro: Any, slot: Slot | None) -> Any:
+        slot = slot or Slot()
+        try:
+            async with self._gate.slot(slot.tenant, on_queued=slot.on_queued):
+                if slot.on_started is not None:
+                    await slot.on_started()
+                metrics.HELM_SUBPROCESSES.labels(operation).inc()
+                try:
+                    return await coro
+                except pyhelm3.errors.Error as exc:
+                    raise classify(exc.stderr.decode(errors="replace"), operation=operation) from None
+                except FileNotFoundError as exc:
+                    raise HelmError(
+                        "HelmNotFound", f"The helm binary was not found: {exc}.", retryable=False
+                    ) from None
+        finally:
+            coro.close()  # never awaited when cancelled while queued: no "never awaited" warning
 
     async def upgrade_install(
         self,
@@ -315,11 +394,17 @@ class Helm:
         install: bool,
         description: str,
         acting_as: Principal | None = None,
+        labels: Mapping[str, str] | None = None,
+        slot: Slot | None = None,
     ) -> ReleaseRecord:
-        """`helm upgrade --install --wait`; values go on stdin, never on the command line."""
+        """`helm upgrade --install --wait`; values go on stdin, never on the command line.
+
+        `labels` go on the release's storage (helm's --labels): how the operator marks a release as its own.
+        """
+        extra = ("--labels", ",".join(f"{k}={v}" for k, v in sorted(labels.items()))) if labels else ()
         result = await self._run(
             "install" if install else "upgrade",
-            self._as(acting_as).install_or_upgrade(
+            self._as(acting_as, extra).install_or_upgrade(
                 release,
                 chart,
                 dict(values),
@@ -329,6 +414,7 @@ class Helm:
                 timeout=f"{int(timeout_seconds)}s",
                 description=description,
             ),
+            slot,
         )
         return ReleaseRecord(
             name=release,
@@ -347,16 +433,24 @@ class Helm:
         revision: int | None,
         timeout_seconds: float,
         acting_as: Principal | None = None,
+        slot: Slot | None = None,
     ) -> None:
         await self._run(
             "rollback",
             self._as(acting_as).rollback(
                 release, revision, namespace=namespace, wait=True, timeout=f"{int(timeout_seconds)}s"
             ),
+            slot,
         )
 
     async def uninstall(
-        self, *, release: str, namespace: str, timeout_seconds: float, acting_as: Principal | None = None
+        self,
+        *,
+        release: str,
+        namespace: str,
+        timeout_seconds: float,
+        acting_as: Principal | None = None,
+        slot: Slot | None = None,
     ) -> bool:
         """False when there was no release to uninstall."""
         try:
@@ -365,12 +459,20 @@ class Helm:
                 self._as(acting_as).uninstall(
                     release, namespace=namespace, wait=True, timeout=f"{int(timeout_seconds)}s"
                 ),
+                slot,
             )
         except HelmError as err:
             if "not found" in err.message.lower():
                 return False
             raise
         return True
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def _unix(value: str | None) -> float | None:
@@ -381,5 +483,10 @@ def _unix(value: str | None) -> float | None:
 
 
 def manifest_objects(manifest: str) -> list[dict[str, Any]]:
-    """The objects of a rendered manifest (pure)."""
-    return [d for d in yaml.safe_load_all(manifest) if isinstance(d, dict) and d.get("kind")]
+    """The objects of a rendered manifest (pure). Raises ValueError (UnsafeYAML) for a hostile one."""
+    limits = safe_yaml.Limits(max_depth=128, seconds=10.0)
+    return [
+        d
+        for d in safe_yaml.load_all(manifest, limits=limits, source="the release manifest")
+        if isinstance(d, dict) and d.get("kind")
+    ]

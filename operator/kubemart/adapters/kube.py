@@ -231,6 +231,21 @@ class Kube:
             raise err from exc
         return _to_dict(obj)
 
+    async def json_patch(
+        self, res: Any, name: str, ops: Sequence[Mapping[str, Any]], namespace: str | None = None
+    ) -> Body | None:
+        """A JSON patch (RFC 6902), so a `test` op can guard a change without a resourceVersion; None when gone."""
+        try:
+            obj = await self._api.patch(
+                res, name, [dict(o) for o in ops], namespace=namespace, patch_type=PatchType.JSON
+            )
+        except (ApiError, httpx2.HTTPError) as exc:
+            err = _translate(exc)
+            if err.not_found:
+                return None
+            raise err from exc
+        return _to_dict(obj)
+
     async def patch_status(
         self, res: Any, name: str, status: Body, namespace: str | None = None
     ) -> Body | None:

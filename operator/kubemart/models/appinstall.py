@@ -219,6 +219,29 @@ class Corrections(Model):
     last_summary: str | None = Field(default=None, description="What the last correction changed.")
 
 
+class OwnedRelease(Model):
+    """The Helm release this AppInstall installed, as the operator recorded it."""
+
+    revision: int | None = Field(
+        default=None, description="The newest revision known to be this AppInstall's."
+    )
+    secret_uid: str | None = Field(
+        default=None,
+        description="uid of that revision's storage Secret: proof of ownership that labels alone are not.",
+        max_length=64,
+    )
+
+
+class LastFailure(Model):
+    """The last failed install or upgrade."""
+
+    operation: str = Field(description="install or upgrade.", max_length=32)
+    reason: str = Field(description="Why, as a CamelCase word.", max_length=128)
+    message: str = Field(default="", description="What happened and what to do.", max_length=2048)
+    retryable: bool = Field(default=True, description="Whether trying again may help.")
+    time: datetime | None = Field(default=None, description="When it failed.")
+
+
 class AppInstallStatus(ReconciledStatus):
     """What the operator last saw and did; written only by the operator."""
 
@@ -231,8 +254,26 @@ class AppInstallStatus(ReconciledStatus):
     operation: Operation | None = Field(default=None, description="The operation in flight.")
     history: list[HistoryEntry] = Field(default_factory=list, description="Past operations, newest first.")
     corrections: Corrections | None = Field(default=None, description="Drift corrections made.")
-    failures: int | None = Field(
-        default=None, description="Consecutive failed attempts of the current operation."
+    install_failures: int | None = Field(
+        default=None,
+        description="Failed installs of the desired state last attempted (lastAttemptedGeneration and lastAttemptedHash).",
+    )
+    upgrade_failures: int | None = Field(
+        default=None,
+        description="Failed upgrades of the desired state last attempted (lastAttemptedGeneration and lastAttemptedHash).",
+    )
+    last_attempted_generation: int | None = Field(
+        default=None, description="The generation of the last install or upgrade attempted."
+    )
+    last_attempted_hash: str | None = Field(
+        default=None, description="Hash of chart digest and values of the last install or upgrade attempted."
+    )
+    owned_release: OwnedRelease | None = Field(
+        default=None,
+        description="The release this AppInstall installed and may upgrade, roll back and uninstall.",
+    )
+    last_failure: LastFailure | None = Field(
+        default=None, description="Why the last install or upgrade failed; cleared when one succeeds."
     )
     stopped_replicas: dict[str, int] | None = Field(
         default=None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubemart.runtime import logs, metrics
+from kubemart.runtime.index import Store
 
 Key = tuple[str, str]
 """(namespace or "", name)."""
@@ -23,12 +24,19 @@ Body = dict[str, Any]
 
 @dataclass(frozen=True)
 class Result:
-    """What a reconcile asks for next: look again after `requeue_after` seconds, or wait for an event."""
+    """What a reconcile asks for next: look again after `requeue_after` seconds, or wait for an event.
+
+    `backoff`: something failed that may pass; look again after an exponential backoff that grows
+    with each consecutive such result for the object (and resets on any other result).
+    """
 
     requeue_after: float | None = None
+    backoff: bool = False
 
 
 ReconcileFn = Callable[[Key, Body], Coroutine[Any, Any, Result]]
+OnError = Callable[[Key, Body, Exception], Coroutine[Any, Any, None]]
+"""Told of an unexpected failure of a reconcile, to say so in the object's status."""
 
 
 def jittered(seconds: float, fraction: float = 0.1) -> float:
@@ -40,14 +48,6 @@ def backoff(failures: int, *, base: float = 2.0, cap: float = 300.0) -> float:
     """Exponential backoff with jitter: 2s, 4s, 8s ... never more than `cap`."""
     exponent = min(max(0, failures - 1), 32)  # past this the cap rules anyway; 2**n must not overflow
     return min(cap, jittered(min(cap, base * 2**exponent), 0.2))
-
-
-def _rv(body: Body) -> int:
-    # resourceVersions are opaque, but etcd-backed servers issue increasing integers.
-    try:
-        return int(body.get("metadata", {}).get("resourceVersion") or 0)
-    except ValueError:
-        return 0
 
 
 def key_of(body: Body) -> Key:
@@ -63,13 +63,19 @@ class Controller:
         *,
         needs: Callable[[Body], bool],
         logger: logging.Logger | None = None,
+        on_error: OnError | None = None,
+        store: Store | None = None,
     ) -> None:
         self.name = name
+        self.store = store if store is not None else Store()
         self._reconcile = reconcile
         self._needs = needs
+        self._on_error = on_error
+        self._failures: dict[Key, int] = {}
+        """Consecutive backoff results or unexpected failures, by object."""
+        self._last_error: dict[Key, str] = {}
         self._forced: set[Key] = set()
         self._log = logger or logging.getLogger(f"kubemart.{name}")
-        self._latest: dict[Key, Body] = {}
         self._wake: dict[Key, asyncio.Event] = {}
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._stopping: dict[Key, asyncio.Task[None]] = {}
@@ -103,21 +109,14 @@ class Controller:
             self._wake[key].set()
 
     def record(self, body: Body) -> bool:
-        """Keep `body` as the newest unless it is not newer than the one known; False if so.
-
-        A reconcile feeds back what it wrote, so that the next reconcile never works from a body
-        older than its own last write (the watch event for that write may still be on its way).
-        """
-        key = key_of(body)
-        known = self._latest.get(key)
-        if known is not None and _rv(known) >= _rv(body):
-            return False  # older, or the echo of a write already recorded
-        self._latest[key] = body
-        return True
+        """Keep `body` as the newest unless it is older than the one known (see Store.record)."""
+        return self.store.record(body)
 
     def forget(self, key: Key) -> None:
         """The object is gone: stop its loop."""
-        self._latest.pop(key, None)
+        self.store.forget(key)
+        self._failures.pop(key, None)
+        self._last_error.pop(key, None)
         worker = self._workers.pop(key, None)
         self._wake.pop(key, None)
         if worker is not None and worker is not asyncio.current_task():
@@ -148,7 +147,7 @@ class Controller:
         return self._current_body.get(key) if self.busy(key) else None
 
     def latest(self) -> dict[Key, Body]:
-        return dict(self._latest)
+        return self.store.all()
 
     def busy(self, key: Key) -> bool:
         task = self._current.get(key)
@@ -157,7 +156,7 @@ class Controller:
     def stats(self) -> dict[str, int]:
         """Read-only counts for the runtime view: objects known, woken and waiting, reconciling now."""
         return {
-            "objects": len(self._latest),
+            "objects": len(self.store),
             "queued": sum(1 for k, w in self._wake.items() if w.is_set() or k in self._forced),
             "inFlight": sum(1 for t in self._current.values() if not t.done()),
         }
@@ -181,7 +180,7 @@ class Controller:
             if key in self._forced:
                 self._forced.discard(key)
                 return
-            body = self._latest.get(key)
+            body = self.store.get(key)
             if body is None or self._needs(body):
                 return
 
@@ -194,7 +193,7 @@ class Controller:
         delay: float | None = 0.0
         while True:
             await self._wait(key, delay)
-            body = self._latest.get(key)
+            body = self.store.get(key)
             if body is None:
                 return
             metrics.RECONCILES.labels(self.name).inc()
@@ -209,15 +208,38 @@ class Controller:
                     raise  # the worker itself is being stopped
                 self._log.info("reconcile of %s/%s was cancelled; starting over", *key)
                 result = Result(requeue_after=0.0)
-            except Exception:
-                # Expected failures are handled inside reconcile; this is a bug, so keep its traceback.
-                self._log.exception("reconcile of %s/%s failed unexpectedly", *key)
-                result = Result(requeue_after=backoff(3))
+            except Exception as exc:
+                result = await self._failed(key, body, exc)
+            else:
+                self._last_error.pop(key, None)
             finally:
                 if self._current.get(key) is task:
                     self._current.pop(key, None)
                     self._current_body.pop(key, None)
-            delay = result.requeue_after
+            delay = self._delay(key, result)
+
+    def _delay(self, key: Key, result: Result) -> float | None:
+        if not result.backoff:
+            self._failures.pop(key, None)
+            return result.requeue_after
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return backoff(failures)
+
+    async def _failed(self, key: Key, body: Body, exc: Exception) -> Result:
+        """A bug or an error nobody expected: say so in the object's status, back off, log the traceback once."""
+        what = f"{type(exc).__name__}: {str(exc)[:300]}"
+        if self._last_error.get(key) == what:
+            self._log.warning("reconcile of %s/%s failed again: %s", *key, what)
+        else:
+            self._last_error[key] = what
+            self._log.exception("reconcile of %s/%s failed unexpectedly", *key)
+        if self._on_error is not None:
+            try:
+                await self._on_error(key, body, exc)
+            except Exception as err:  # the status write failed too: the backoff still applies
+                self._log.warning("status of %s/%s not written after the failure: %s", *key, err)
+        return Result(backoff=True)
 
     async def close(self) -> None:
         self._closed = True

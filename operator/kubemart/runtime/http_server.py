@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import socket
 from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
@@ -60,6 +61,12 @@ class RuntimeServer:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
+
+    async def start_on(self, sock: socket.socket) -> None:
+        """Serve on a socket bound before the operator started (cli.py), so a busy port fails at once."""
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
 
     async def close(self) -> None:
         if self._runner is not None:

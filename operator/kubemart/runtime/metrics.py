@@ -23,6 +23,11 @@ OPERATION_SECONDS = Histogram(
 RECONCILES = Counter("kubemart_reconciles", "Reconciles run, by kind.", ["kind"])
 CORRECTIONS = Counter("kubemart_corrections", "Drift corrections made to apps' objects.")
 CATALOG_WRITES = Counter("kubemart_catalog_writes", "MarketApp writes and deletes made by catalog syncs.")
+WATCHED_VALUES_EVENTS = Counter(
+    "kubemart_watched_values_events",
+    "Events handled for ConfigMaps and Secrets labelled kubemart.io/watch=true, by kind.",
+    ["kind"],
+)
 
 
 class _AppsByPhase(Collector):
@@ -39,8 +44,17 @@ class _AppsByPhase(Collector):
         yield family
 
 
+_apps_by_phase: _AppsByPhase | None = None
+
+
 def count_apps(bodies: Callable[[], Iterable[dict[str, Any]]]) -> None:
-    REGISTRY.register(_AppsByPhase(bodies))
+    """Count these AppInstalls in kubemart_apps; calling it again replaces the source (never registers twice)."""
+    global _apps_by_phase
+    if _apps_by_phase is None:
+        _apps_by_phase = _AppsByPhase(bodies)
+        REGISTRY.register(_apps_by_phase)
+    else:
+        _apps_by_phase.bodies = bodies
 
 
 _SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}

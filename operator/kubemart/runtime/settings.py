@@ -22,10 +22,28 @@ class Settings(BaseSettings):
     # helm spends most of an install waiting for readiness, so more run at once than there are cores:
     # 16 beat raw helm 4-at-a-time by 13% on 2 cores (docs/benchmarks.md); 8 was 2% slower.
     max_concurrent_helm: int = Field(default=16, ge=1, description="Helm operations running at once, in all.")
+    max_concurrent_helm_per_namespace: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Helm operations one namespace may run at once; default three quarters of max_concurrent_helm, "
+            "so one tenant's backlog never takes every slot."
+        ),
+    )
+    max_timeout_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="The longest spec.timeout honoured; longer ones are cut to this, so no operation holds a helm slot for hours.",
+    )
     chart_cache_dir: Path = Field(
         default_factory=lambda: Path(tempfile.gettempdir()) / f"kubemart-charts-{os.getuid()}",
         description="Where downloaded charts are kept, by digest.",
     )
+
+    @property
+    def helm_per_namespace(self) -> int:
+        return self.max_concurrent_helm_per_namespace or max(1, self.max_concurrent_helm * 3 // 4)
+
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between checks of an idle app.")
     history_limit: int = Field(default=10, ge=1, description="Operations kept in status.history.")
     catalog_write_concurrency: int = Field(

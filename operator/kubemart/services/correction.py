@@ -61,7 +61,33 @@ class Corrector:
         acting_as: Principal | None = None,
     ) -> Check:
         manifest = await self.helm.manifest(release, namespace, revision)
-        writer = self.kube.acting_as(acting_as)
+        result = await self.read_live(
+            manifest=manifest, namespace=namespace, mode=mode, stopped=stopped, restore=restore
+        )
+        if mode is DriftMode.WARN and not stopped:
+            return result
+        done = await self.correct(
+            result.drift,
+            manifest=manifest,
+            namespace=namespace,
+            mode=mode,
+            stopped=stopped,
+            restore=restore,
+            acting_as=acting_as,
+        )
+        result.corrected, result.failed = done.corrected, done.failed
+        return result
+
+    async def read_live(
+        self,
+        *,
+        manifest: list[dict[str, Any]],
+        namespace: str,
+        mode: DriftMode,
+        stopped: bool,
+        restore: dict[str, int] | None = None,
+    ) -> Check:
+        """Reads only: the live objects' drift from `manifest`, workload health and replicas."""
         wanted = (
             manifest
             if mode is not DriftMode.DISABLED or stopped
@@ -98,10 +124,32 @@ class Corrector:
         if stopped or restore:
             drift = self._with_restore(drift, wanted, live, namespace, stopped, restore or {})
         result.drift = drift
-        if mode is DriftMode.WARN and not stopped:
-            return result
+        return result
+
+    async def correct(
+        self,
+        drift: list[Drift],
+        *,
+        manifest: list[dict[str, Any]],
+        namespace: str,
+        mode: DriftMode,
+        stopped: bool,
+        restore: dict[str, int] | None = None,
+        acting_as: Principal | None = None,
+    ) -> Check:
+        """Writes only, as `acting_as`: the corrections of `drift` (found by read_live)."""
+        writer = self.kube.acting_as(acting_as)
+        result = Check()
+        refs = {
+            ref_of(
+                o, default_namespace=namespace, namespaced=self.kube.is_namespaced(o["apiVersion"], o["kind"])
+            ): o
+            for o in manifest
+        }
         for d in drift:
-            obj = next(o for o, r in zip(wanted, refs, strict=True) if r == d.ref)
+            obj = refs.get(d.ref)
+            if obj is None:
+                continue
             try:
                 if d.fields == ("spec.replicas",) and d.ref.kind in SCALABLE_KINDS:
                     # A stop, a resume, or replicas changed by hand: only the count moves.

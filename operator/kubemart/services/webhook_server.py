@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -34,6 +35,14 @@ class WebhookServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "0.0.0.0", port).start()
+
+    async def start_on(self, sock: socket.socket) -> None:
+        """Serve on a socket bound before the operator started (cli.py), so a busy port fails at once."""
+        app = web.Application(client_max_size=64 * 1024)
+        app.router.add_post("/webhooks/payment", self.payment)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
 
     @property
     def running(self) -> bool:

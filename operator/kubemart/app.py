@@ -1,0 +1,187 @@
+"""The composition root: every part of the operator, built once and wired with types.
+
+`App.build` makes no request and starts nothing; `start` opens what listens and watches;
+`close` stops it all. handlers.py only passes watch events to the parts built here.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kubemart.adapters.helm import Helm
+from kubemart.adapters.kube import Body, Kube, MarketSourceResource
+from kubemart.domain.triggers import needs_reconcile
+from kubemart.release import claims
+from kubemart.release.live import LiveObjects
+from kubemart.release.reconcile import ReleaseEngine
+from kubemart.runtime import metrics
+from kubemart.runtime.controller import Controller, Key
+from kubemart.runtime.http_server import RuntimeServer
+from kubemart.runtime.index import Index, Store
+from kubemart.runtime.settings import Settings
+from kubemart.services.catalog_sync import CatalogSync
+from kubemart.services.correction import Corrector
+from kubemart.services.drift_watch import DriftWatcher
+from kubemart.services.events import EventRecorder
+from kubemart.services.payments import Payments
+from kubemart.services.runtime_view import RuntimeView
+from kubemart.services.webhook_server import WebhookServer
+from kubemart.sources.charts import Charts
+
+
+def app_indexes() -> dict[str, Index]:
+    """The look-ups events need into AppInstalls (runtime.index)."""
+
+    def spec(body: dict[str, Any]) -> dict[str, Any]:
+        return body.get("spec") or {}
+
+    def namespace(body: dict[str, Any]) -> str:
+        return str((body.get("metadata") or {}).get("namespace") or "")
+
+    def values(body: dict[str, Any]) -> Iterable[Hashable]:
+        return [(namespace(body), r.get("kind"), r.get("name")) for r in spec(body).get("valuesFrom") or []]
+
+    return {
+        "release": Index(lambda b: [claims.release_of(b)]),
+        "app": Index(lambda b: [(spec(b).get("source"), spec(b).get("app"))]),
+        "paid": Index(lambda b: [(namespace(b), spec(b).get("source"), spec(b).get("app"))]),
+        "values": Index(values),
+    }
+
+
+@dataclass
+class App:
+    settings: Settings
+    kube: Kube
+    events: EventRecorder
+    catalog: CatalogSync
+    sources: Controller
+    helm: Helm
+    engine: ReleaseEngine
+    apps: Controller
+    payments: Payments
+    pays: Controller
+    webhooks: WebhookServer
+    drift: DriftWatcher
+    runtime: RuntimeServer
+
+    @classmethod
+    def build(cls, settings: Settings, kube: Kube, *, namespaces: list[str] | None = None) -> App:
+        events = EventRecorder(kube)
+        source_store = Store()
+        catalog = CatalogSync(kube, settings, events, remember=source_store.record)
+        sources = Controller("marketsource", catalog.reconcile, needs=needs_reconcile, store=source_store)
+        helm = Helm(
+            kube,
+            executable=settings.helm_binary,
+            max_concurrent=settings.max_concurrent_helm,
+            per_tenant=settings.helm_per_namespace,
+        )
+        app_store = Store(app_indexes())
+
+        def claimants(namespace: str, release: str) -> list[Body]:
+            return app_store.bodies(app_store.lookup("release", (namespace, release)))
+
+        engine = ReleaseEngine(
+            kube=kube,
+            helm=helm,
+            charts=Charts(kube, settings.chart_cache_dir, settings),
+            live=LiveObjects(kube, Corrector(kube, helm)),
+            settings=settings,
+            events=events,
+            claimants=claimants,
+            remember=app_store.record,
+        )
+        apps = Controller(
+            "appinstall", engine.reconcile, needs=needs_reconcile, on_error=engine.on_error, store=app_store
+        )
+        pay_store = Store()
+        payments = Payments(kube, settings, events, remember=pay_store.record)
+        pays = Controller("payment", payments.reconcile, needs=needs_reconcile, store=pay_store)
+        webhooks = WebhookServer(_WebhookSecrets(kube, pays).lookup, lambda keys: pays.wake(keys))  # type: ignore[arg-type]
+        drift = DriftWatcher(
+            kube,
+            lambda ns, release: apps.wake(app_store.lookup("release", (ns, release))),
+            namespaces=namespaces,
+        )
+        view = RuntimeView(sources, apps, pays, helm, drift, webhooks)
+        metrics.count_apps(lambda: app_store.all().values())
+        return cls(
+            settings=settings,
+            kube=kube,
+            events=events,
+            catalog=catalog,
+            sources=sources,
+            helm=helm,
+            engine=engine,
+            apps=apps,
+            payments=payments,
+            pays=pays,
+            webhooks=webhooks,
+            drift=drift,
+            runtime=RuntimeServer(view.state),
+        )
+
+    async def start(
+        self, *, webhook_socket: socket.socket | None, metrics_socket: socket.socket | None
+    ) -> None:
+        """Serve on the sockets cli.py bound, or (a leader elected after start-up) bind the ports now."""
+        if webhook_socket is not None:
+            await self.webhooks.start_on(webhook_socket)
+        elif self.settings.webhook_port:
+            await self.webhooks.start(self.settings.webhook_port)
+        self.drift.start()
+        if metrics_socket is not None:
+            await self.runtime.start_on(metrics_socket)
+        elif self.settings.metrics_port:
+            await self.runtime.start(self.settings.metrics_port)
+
+    async def close(self) -> None:
+        await self.runtime.close()
+        await self.sources.close()
+        await self.drift.close()
+        await self.webhooks.close()
+        await self.apps.close()
+        await self.pays.close()
+        await self.events.close()
+        await self.kube.close()
+
+    # --- what events concern -------------------------------------------------------------------
+
+    def apps_of_app(self, source: str, app: str) -> set[Key]:
+        return self.apps.store.lookup("app", (source, app))
+
+    def apps_paid_by(self, namespace: str, source: str, app: str) -> set[Key]:
+        return self.apps.store.lookup("paid", (namespace, source, app))
+
+    def apps_reading(self, namespace: str, kind: str, name: str) -> set[Key]:
+        return self.apps.store.lookup("values", (namespace, kind, name))
+
+    def apps_claiming(self, namespace: str, release: str) -> set[Key]:
+        return self.apps.store.lookup("release", (namespace, release))
+
+
+@dataclass
+class _WebhookSecrets:
+    kube: Kube
+    pays: Controller
+
+    async def lookup(self, session: str) -> list[tuple[object, bytes]]:
+        """The Payments following `session`, each with its source's webhook secret."""
+        out: list[tuple[object, bytes]] = []
+        for key, body in self.pays.latest().items():
+            if (body.get("status") or {}).get("sessionID") != session:
+                continue
+            source = await self.kube.get(MarketSourceResource, (body.get("spec") or {}).get("source", ""))
+            ref = (((source or {}).get("spec") or {}).get("payment") or {}).get("secretRef") or {}
+            data = (
+                await self.kube.read_secret_data(ref.get("name", ""), ref.get("namespace", ""))
+                if ref
+                else None
+            )
+            if data and data.get("webhookSecret"):
+                out.append((key, data["webhookSecret"].encode()))
+        return out

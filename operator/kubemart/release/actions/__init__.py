@@ -1,0 +1,1 @@
+"""One module per action of the release engine: each calls one adapter and returns an Outcome."""

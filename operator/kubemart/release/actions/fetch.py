@@ -1,0 +1,20 @@
+"""Fetch the desired chart into the local cache (the source's one request, or none when cached)."""
+
+from __future__ import annotations
+
+from kubemart.release.outcome import Failure, Note, Outcome
+from kubemart.release.state import ReleaseState
+from kubemart.sources.charts import ChartFetchError, Charts
+
+
+async def fetch(charts: Charts, state: ReleaseState) -> Outcome:
+    assert state.source is not None
+    assert state.desired is not None
+    try:
+        await charts.fetch(state.source, state.desired.version)
+    except ChartFetchError as err:
+        return Outcome(
+            failure=Failure(err.reason, err.message, err.retryable),
+            notes=(Note("Warning", err.reason, err.message, only_on_change=True),),
+        )
+    return Outcome()

@@ -1,0 +1,1 @@
+"""Where catalogs and charts come from: one seam per source type."""
