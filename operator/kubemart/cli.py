@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-import kopf
 from pydantic import ValidationError
 
 from kubemart import __version__
-from kubemart.runtime import logs
 from kubemart.runtime.settings import Settings
+
+# kopf (and the Kubernetes client under it) takes seconds to import: it is imported only once the
+# settings and ports checked out, so that a bad setting or a busy port is reported at once.
 
 
 class _QuietEventHandlers(logging.Filter):
@@ -80,17 +81,22 @@ def run(
         settings = Settings()
     except ValidationError as err:
         raise click.ClickException(f"bad KUBEMART_* setting: {err}") from None
+    # Every port is bound (or refused) before kopf starts: a busy port is one clear line and exit 1,
+    # never a startup handler that kopf retries every minute.
+    webhook_socket = _listen(settings.webhook_port, "payment webhooks", "KUBEMART_WEBHOOK_PORT")
+    metrics_socket = _listen(settings.metrics_port, "metrics and the runtime view", "KUBEMART_METRICS_PORT")
+    _check_free(liveness_endpoint)
+
+    import kopf
+
+    from kubemart.runtime import logs
+
     # Text for people, or JSON lines (KUBEMART_LOG_FORMAT=json); both name the object a line is about.
     logs.configure(settings.log_format, verbose=verbose)
     # Health probes, every API request and every watch event handled are not news.
     for noisy in ("aiohttp.access", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(_QuietEventHandlers())
-    # Every port is bound (or refused) before kopf starts: a busy port is one clear line and exit 1,
-    # never a startup handler that kopf retries every minute.
-    webhook_socket = _listen(settings.webhook_port, "payment webhooks", "KUBEMART_WEBHOOK_PORT")
-    metrics_socket = _listen(settings.metrics_port, "metrics and the runtime view", "KUBEMART_METRICS_PORT")
-    _check_free(liveness_endpoint)
     # Importing the handlers registers them with kopf's default registry.
     from kubemart import handlers  # noqa: F401
 

@@ -251,3 +251,15 @@ def test_rewriting_the_same_summary_is_the_same_conditions() -> None:
 )
 def test_ready_of(conditions: list[Condition], expected: Condition | None) -> None:
     assert ready_of(conditions) == expected
+
+
+def test_status_merge_patch_clears_nested_fields() -> None:
+    from kubemart.services.status import merge_patch
+
+    before = {"ownedRelease": {"revision": 1, "secretUid": "x"}, "phase": "Running", "history": [1, 2]}
+    after = {"ownedRelease": {}, "history": [3]}
+    assert merge_patch(before, after) == {
+        "ownedRelease": {"revision": None, "secretUid": None},
+        "phase": None,
+        "history": [3],
+    }

@@ -21,7 +21,7 @@ from kubemart.adapters.helm import Helm, Slot
 from kubemart.adapters.kube import AppInstallResource, Body, Kube
 from kubemart.domain.conditions import Summary
 from kubemart.domain.triggers import requested_at
-from kubemart.models.appinstall import AppInstall, AppInstallStatus
+from kubemart.models.appinstall import AppInstall, AppInstallStatus, OwnedRelease
 from kubemart.release import summarize as summary_of
 from kubemart.release.actions.apply import apply
 from kubemart.release.actions.correct import correct
@@ -152,6 +152,9 @@ class ReleaseEngine:
             *status.history,
         ][: self.settings.history_limit]
         status.operation = None
+        if status.owned_release is None or not status.owned_release.secret_uid:
+            # helm may have made a revision before it stopped: it is this AppInstall's to clean up.
+            status.owned_release = OwnedRelease()
         metrics.OPERATIONS.labels(op, "Canceled").inc()
         self.events.normal(body, "OperationCanceled", f"{op} of {state.spec.app} {version or ''} canceled.")
         with contextlib.suppress(Exception):

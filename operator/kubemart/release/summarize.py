@@ -235,7 +235,8 @@ def _applied(
     if failure is None:
         status.phase = Phase.RUNNING
         version = state.desired.version.version if state.desired else status.installed_version
-        return Summary(True, "Succeeded", f"{app} {version} is installed and ready."), RESYNC
+        # Look once more at once: the revision's Secret uid is recorded, the objects checked.
+        return Summary(True, "Succeeded", f"{app} {version} is installed and ready."), NOW
     status.phase = Phase.FAILED
     if decision.action is Action.UPGRADE and state.release.has_deployed:
         # Remediation (rollback or uninstall) comes next; the app is Stalled only once it is done.

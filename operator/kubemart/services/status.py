@@ -15,6 +15,18 @@ from kubemart.runtime import logs
 log = logging.getLogger("kubemart.status")
 
 
+def merge_patch(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Pure: the JSON merge patch (RFC 7386) that turns `before` into `after`.
+
+    A key gone from a nested object must be sent as null: merging `{}` into an object changes nothing.
+    """
+    out: dict[str, Any] = dict.fromkeys(k for k in before if k not in after)
+    for key, value in after.items():
+        old = before.get(key)
+        out[key] = merge_patch(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
 async def write_status(
     kube: Kube,
     res: Any,
@@ -39,8 +51,8 @@ async def write_status(
     changed = not same_conditions(before.conditions, status.conditions)
     if not changed and status.wire() == before.wire():
         return False
-    # The whole status, lists replaced; fields set back to None are cleared by the merge patch.
-    patch: dict[str, Any] = dict.fromkeys(before.wire()) | status.wire()
+    # The whole status, lists replaced; fields set back to None (at any depth) are cleared.
+    patch = merge_patch(before.wire(), status.wire())
     try:
         updated = await kube.patch_status(res, meta["name"], patch, namespace=meta.get("namespace"))
     except KubeError as err:
