@@ -121,8 +121,13 @@ def test_a_receipt_for_another_amount_is_rejected(
     buy(objects, namespace, shop)
     wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=30, what="AwaitingPayment")
     gateway.set_state(gateway.only_session().id, "paid")
-    wait_for(lambda: phase_is(objects, namespace, "Failed"), timeout=60, what="Failed")
-    assert any(r == "ReceiptRejected" for _, r, _ in objects.events_for("buy", namespace))
+    p = wait_for(lambda: phase_is(objects, namespace, "Failed"), timeout=60, what="Failed")
+    assert condition(p)["reason"] == "ReceiptRejected"  # type: ignore[index]
+    wait_for(
+        lambda: any(r == "ReceiptRejected" for _, r, _ in objects.events_for("buy", namespace)),
+        timeout=10,
+        what="a ReceiptRejected Event",
+    )
 
 
 @pytest.mark.parametrize("keep_session", [False, True], ids=["without a session", "with the real session"])

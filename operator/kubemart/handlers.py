@@ -13,7 +13,7 @@ import kopf
 
 from kubemart import __version__
 from kubemart.adapters.helm import Helm
-from kubemart.adapters.kube import Kube, MarketSourceResource
+from kubemart.adapters.kube import Kube
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.runtime import metrics
@@ -53,7 +53,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.payments = Payments(kube, cfg, memo.events)
     memo.pays = Controller("payment", memo.payments.reconcile, needs=needs_reconcile)
     memo.payments.remember = memo.pays.record
-    memo.webhooks = WebhookServer(lambda session: _webhook_secrets(memo, session), memo.pays.wake)
+    memo.webhooks = WebhookServer(memo.payments.webhook_secrets, memo.pays.wake)
     if cfg.webhook_port:
         await memo.webhooks.start(cfg.webhook_port)
     memo.drift = DriftWatcher(
@@ -87,6 +87,8 @@ async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, "marketsources")
 async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     obj: dict[str, Any] = dict(event["object"])
+    # A new key, gateway or deletion: its Payments look again (the ones stalled on a bad key, too).
+    memo.pays.wake(memo.payments.source_changed(obj, deleted=event["type"] == "DELETED"))
     if event["type"] == "DELETED":
         memo.sources.forget(key_of(obj))
         return
@@ -115,22 +117,6 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     memo.apps.observe(obj)
 
 
-async def _webhook_secrets(memo: kopf.Memo, session: str) -> list[tuple[object, bytes]]:
-    """The Payments following `session`, each with its source's webhook secret."""
-    out: list[tuple[object, bytes]] = []
-    for key, body in memo.pays.latest().items():
-        if (body.get("status") or {}).get("sessionID") != session:
-            continue
-        source = await memo.kube.get(MarketSourceResource, (body.get("spec") or {}).get("source", ""))
-        ref = (((source or {}).get("spec") or {}).get("payment") or {}).get("secretRef") or {}
-        data = (
-            await memo.kube.read_secret_data(ref.get("name", ""), ref.get("namespace", "")) if ref else None
-        )
-        if data and data.get("webhookSecret"):
-            out.append((key, data["webhookSecret"].encode()))
-    return out
-
-
 def _owners(memo: kopf.Memo, namespace: str, release: str) -> list[tuple[str, str]]:
     """The AppInstalls whose release is `release` in `namespace`."""
     out = []
@@ -156,6 +142,7 @@ async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
     )
     if event["type"] == "DELETED":
         memo.pays.forget(key_of(obj))
+        memo.payments.forget(key_of(obj))
         return
     memo.pays.observe(obj)
 
@@ -196,6 +183,9 @@ async def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
 async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A Secret named in some valuesFrom changed: its apps recompute their values."""
     _values_event("Secret", event, memo)
+    meta = event["object"].get("metadata") or {}
+    # A gateway's token or webhook secret changed: the Payments of its sources read it again.
+    memo.pays.wake(memo.payments.secret_changed(meta.get("namespace", ""), meta.get("name", "")))
 
 
 def _reason(body: dict[str, Any]) -> str | None:
