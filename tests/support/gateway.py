@@ -21,6 +21,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from kubemart.domain import gateway_protocol as protocol
 from kubemart.domain import receipts, webhooks
 
 FLAWS = frozenset(
@@ -129,7 +130,12 @@ class Gateway:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 parts = self.path.strip("/").split("/")
                 if parts == ["sessions"]:
-                    self._create(json.loads(raw or b"{}"))
+                    try:
+                        protocol.parse(protocol.SessionRequest, raw)
+                    except protocol.InvalidMessage as exc:
+                        self._send(400, {"error": f"not a session request: {exc}"})
+                        return
+                    self._create(json.loads(raw))
                 elif len(parts) == 3 and parts[0] == "sessions" and parts[2] == "cancel":
                     self._cancel(parts[1])
                 elif len(parts) == 4 and parts[:2] == ["test", "sessions"] and parts[3] in ("pay", "refund"):
@@ -237,7 +243,9 @@ class Gateway:
         s = self.sessions[session]
         body = json.dumps({"session": s.id, "state": s.state}).encode()
         header = webhooks.signature_header(secret, body, int(time.time()))
-        return httpx.post(s.request["webhookURL"], content=body, headers={webhooks.HEADER: header}).status_code
+        return httpx.post(
+            s.request["webhookURL"], content=body, headers={webhooks.HEADER: header}
+        ).status_code
 
     def close(self) -> None:
         self._server.shutdown()
