@@ -15,6 +15,7 @@ from support.apps import handled, install, request_reconcile, running
 from support.cluster import Cluster
 from support.gateway import Gateway
 from support.kube import Objects, condition, ready
+from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
 from support.wait import wait_for
 from test_payments import PAID, buy, phase_is, reason_is
@@ -199,3 +200,20 @@ def test_an_app_that_becomes_free_ends_unpaid_payments_once_and_keeps_paid_ones(
     for name in ("paid", "open", "late"):
         warnings = [r for t, r, _ in objects.events_for(name, namespace) if t == "Warning"]
         assert warnings == ([] if name == "paid" else ["AppIsFree"]), (name, warnings)
+
+
+def test_an_unreadable_source_key_keeps_the_app_locked_without_an_error(
+    objects: Objects, operator: OperatorProcess, shop: str, namespace: str
+) -> None:
+    since = operator.log_size()
+    objects.patch(
+        "marketsources", shop, {"spec": {"payment": {"publicKey": "-----BEGIN PUBLIC KEY-----\nbroken"}}}
+    )
+    install(objects, namespace, "notes", source=shop, app="notes")
+    wait_for(lambda: app_phase(objects, namespace) == "AwaitingPayment", timeout=30, what="AwaitingPayment")
+    stamp = request_reconcile(objects, "appinstalls", "notes", namespace)
+    wait_for(
+        lambda: handled(objects, "appinstalls", "notes", stamp, namespace), timeout=30, what="looked again"
+    )
+    assert condition(objects.get("appinstalls", "notes", namespace))["reason"] == "PaymentRequired"  # type: ignore[index]
+    assert "Traceback" not in operator.log(since), "the licence gate reports a bad key, it does not raise"

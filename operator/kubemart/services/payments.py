@@ -368,7 +368,8 @@ class Payments:
             data = await self.kube.read_secret_data(ref.name, ref.namespace)
         except KubeError as err:
             raise Problem(
-                "ApiUnavailable", f"Reading Secret {ref.namespace}/{ref.name} failed: {err.message}"
+                "ApiUnavailable",
+                f"Reading Secret {ref.namespace}/{ref.name} failed: {clip(err.message, 300)}",
             ) from err
         self.webhook_secrets.set_source(source, (data or {}).get("webhookSecret", "").encode() or None)
         if not data or not data.get("token"):
@@ -425,7 +426,7 @@ class Payments:
         try:
             found = await self.kube.get(res, name)
         except KubeError as err:
-            raise Problem("ApiUnavailable", f"Reading {name} failed: {err.message}") from err
+            raise Problem("ApiUnavailable", f"Reading {name} failed: {clip(err.message, 300)}") from err
         if found is None:
             raise Problem(f"{what}NotFound", f"{what} {name} does not exist; check spec.source and spec.app.")
         return found
