@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -24,9 +25,13 @@ from kubemart.domain.payments import (
     label_value,
     next_phase,
     receipt_secret_name,
+    summary,
+    terminal_summary,
     unlocks,
 )
 from kubemart.models.payment import PaymentPhase as P
+from kubemart.models.payment import PaymentStatus
+from kubemart.models.resource import Condition, ConditionStatus
 from support.gateway import encode_key
 
 ALLOWED = sorted(TRANSITIONS.items(), key=lambda kv: (kv[0][0].value, kv[0][1].value))
@@ -355,3 +360,55 @@ def test_a_gateway_rotating_its_webhook_secret_signs_with_both() -> None:
 def test_signers_refuses(header: str, reason: str) -> None:
     with pytest.raises(webhooks.BadSignature, match=reason):
         webhooks.signers(header, BODY, SECRETS, now=1_000_000)
+
+
+# --- conditions -----------------------------------------------------------------------------------
+
+
+def _cond(type_: str, status: str, reason: str) -> Condition:
+    return Condition(
+        type=type_,
+        status=ConditionStatus(status),
+        reason=reason,
+        message=f"{reason}!",
+        last_transition_time=NOW,
+    )
+
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("previous", "reason"),
+    [
+        pytest.param([], "Failed", id="nothing before: the phase"),
+        pytest.param(
+            [_cond("Ready", "False", "AppIsFree"), _cond("Stalled", "True", "AppIsFree")],
+            "AppIsFree",
+            id="kept",
+        ),
+        pytest.param(
+            [_cond("Ready", "False", "GatewayUnavailable")], "Failed", id="a retried problem is not kept"
+        ),
+        pytest.param([_cond("Ready", "True", "Verified")], "Failed", id="was ready"),
+    ],
+)
+def test_a_terminal_payment_keeps_the_reason_it_ended_with(previous: list[Condition], reason: str) -> None:
+    out = terminal_summary(previous, PaymentStatus(phase=P.FAILED))
+    assert (out.ready, out.reason, out.stalled) == (False, reason, True)
+
+
+@pytest.mark.parametrize(
+    ("phase", "ready", "reason"),
+    [
+        (P.PENDING, None, "Pending"),
+        (P.AWAITING_PAYMENT, False, "AwaitingPayment"),
+        (P.PAID, None, "Paid"),
+        (P.VERIFIED, True, "Verified"),
+        (P.REFUNDED, False, "Refunded"),
+    ],
+    ids=lambda v: str(getattr(v, "value", v)),
+)
+def test_summary_by_phase(phase: P, ready: bool | None, reason: str) -> None:
+    out = summary(PaymentStatus(phase=phase))
+    assert (out.ready, out.reason) == (ready, reason)

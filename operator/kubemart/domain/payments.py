@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 
+from kubemart.domain.conditions import STALLED, Summary, ready_of
 from kubemart.domain.gateway_protocol import SessionState
 from kubemart.models.payment import PaymentPhase as P
+from kubemart.models.payment import PaymentStatus
+from kubemart.models.resource import Condition, ConditionStatus
 
 
 class PaymentEvent(StrEnum):
@@ -127,3 +131,38 @@ def label_value(text: str) -> str:
         return text
     head = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:52].strip("-_.")
     return f"{head}-{_digest(text)}" if head else _digest(text)
+
+
+def summary(status: PaymentStatus) -> Summary:
+    """Pure: what the Payment's conditions say in its phase."""
+    phase = status.phase or P.PENDING
+    quote = f"{status.quote.amount} {status.quote.currency}" if status.quote else "the price"
+    if phase is P.VERIFIED:
+        return Summary(True, "Verified", f"Paid {quote}; the receipt verified.")
+    if phase is P.AWAITING_PAYMENT:
+        until = f" before {status.expires_at.isoformat()}" if status.expires_at else ""
+        return Summary(
+            False, "AwaitingPayment", f"Pay {quote} at {status.checkout_url}{until}.", reconciling=True
+        )
+    if phase is P.PAID:
+        return Summary(None, "Paid", "Paid; checking the receipt.", reconciling=True)
+    if phase is P.PENDING:
+        return Summary(None, "Pending", "Opening a checkout session.", reconciling=True)
+    return Summary(
+        False,
+        phase.value,
+        f"The payment is {phase.value}; create a new Payment to buy the app.",
+        stalled=True,
+    )
+
+
+def terminal_summary(previous: Sequence[Condition], status: PaymentStatus) -> Summary:
+    """Pure: a terminal Payment keeps the reason it ended with (AppIsFree, CheckoutRefused, ...)."""
+    ready = ready_of(previous)
+    if (
+        ready is not None
+        and ready.status is ConditionStatus.FALSE
+        and any(c.type == STALLED for c in previous)
+    ):
+        return Summary(False, ready.reason, ready.message, stalled=True)
+    return summary(status)

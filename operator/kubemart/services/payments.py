@@ -29,14 +29,21 @@ from kubemart.adapters.kube import (
 )
 from kubemart.domain import receipts
 from kubemart.domain.catalog import entry_belongs, object_name
-from kubemart.domain.conditions import STALLED, Summary, ready_of
+from kubemart.domain.conditions import Summary
 from kubemart.domain.gateway_protocol import SessionRequest, SessionState, clip, idempotency_key
-from kubemart.domain.payments import TERMINAL, IllegalTransition, PaymentEvent, after_session, next_phase
+from kubemart.domain.payments import (
+    TERMINAL,
+    IllegalTransition,
+    PaymentEvent,
+    after_session,
+    next_phase,
+    summary,
+    terminal_summary,
+)
 from kubemart.domain.triggers import requested_at
 from kubemart.models.marketapp import MarketApp
 from kubemart.models.marketsource import MarketSource, PaymentGateway
 from kubemart.models.payment import Payment, PaymentPhase, PaymentStatus, ReceiptReference
-from kubemart.models.resource import ConditionStatus
 from kubemart.runtime.controller import Key, Result, backoff, key_of
 from kubemart.runtime.settings import Settings
 from kubemart.services import receipt_store
@@ -135,7 +142,11 @@ class Payments:
         self._source_of[key] = payment.spec.source
         if phase in TERMINAL:
             self.webhook_secrets.forget(key)
-            await self._write(body, status, self._terminal_summary(body, status))
+            await self._write(
+                body,
+                status,
+                terminal_summary(PaymentStatus.model_validate(body.get("status") or {}).conditions, status),
+            )
             return Result()
         if phase is not P.PENDING and not status.session_id:
             # Only the operator writes status, and it never leaves a session out: someone wrote it by hand.
@@ -238,7 +249,7 @@ class Payments:
             # The receipt is the licence: without it nothing is unlocked, whatever the status says.
             await self.kube.delete(Secret, status.receipt_secret_ref.name, p.key[0])
             status.receipt_secret_ref = None
-        await self._write(body, status, self._summary(status))
+        await self._write(body, status, summary(status))
         if status.phase is P.AWAITING_PAYMENT:
             polls = self.polls[p.key] = self.polls.get(p.key, 0) + 1
             return Result(requeue_after=backoff(polls, base=1.0, cap=30.0))
@@ -285,7 +296,7 @@ class Payments:
         )
         status.phase = next_phase(P.PENDING, PaymentEvent.SESSION_CREATED)
         # Recorded before anything else can fail: a retry then follows this session instead of asking again.
-        await self._write(p.body, status, self._summary(status))
+        await self._write(p.body, status, summary(status))
         self.webhook_secrets.follow(p.key, spec.source, view.session)
         self.events.normal(
             p.body, "CheckoutOpened", f"Pay {price.amount} {price.currency} at {view.checkout_url}."
@@ -389,38 +400,6 @@ class Payments:
         if await self._write(body, status, Summary(False, reason, message, stalled=True)):
             self.events.warning(body, reason, message)
         return Result()
-
-    @staticmethod
-    def _terminal_summary(body: Body, status: PaymentStatus) -> Summary:
-        """A terminal Payment keeps the reason it ended with (AppIsFree, CheckoutRefused, ...)."""
-        before = PaymentStatus.model_validate(body.get("status") or {}).conditions
-        ready = ready_of(before)
-        stalled = any(c.type == STALLED for c in before)
-        if ready is not None and ready.status is ConditionStatus.FALSE and stalled:
-            return Summary(False, ready.reason, ready.message, stalled=True)
-        return Payments._summary(status)
-
-    @staticmethod
-    def _summary(status: PaymentStatus) -> Summary:
-        phase = status.phase or P.PENDING
-        quote = f"{status.quote.amount} {status.quote.currency}" if status.quote else "the price"
-        if phase is P.VERIFIED:
-            return Summary(True, "Verified", f"Paid {quote}; the receipt verified.")
-        if phase is P.AWAITING_PAYMENT:
-            until = f" before {status.expires_at.isoformat()}" if status.expires_at else ""
-            return Summary(
-                False, "AwaitingPayment", f"Pay {quote} at {status.checkout_url}{until}.", reconciling=True
-            )
-        if phase is P.PAID:
-            return Summary(None, "Paid", "Paid; checking the receipt.", reconciling=True)
-        if phase is P.PENDING:
-            return Summary(None, "Pending", "Opening a checkout session.", reconciling=True)
-        return Summary(
-            False,
-            phase.value,
-            f"The payment is {phase.value}; create a new Payment to buy the app.",
-            stalled=True,
-        )
 
     async def _get(self, res: Any, name: str, what: str) -> Body:
         try:
