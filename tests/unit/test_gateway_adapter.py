@@ -115,7 +115,18 @@ def test_a_session_create_sends_the_idempotency_key_and_no_webhook_url_unless_se
         pytest.param(answer(429, b""), "GatewayUnavailable", True, "answered 429", id="429"),
         pytest.param(answer(503, b""), "GatewayUnavailable", True, "answered 503", id="503"),
         pytest.param(
-            answer(201, b"<html>ok</html>"), "GatewayProtocolError", True, "not JSON", id="201 not JSON"
+            answer(201, b"<html>ok</html>"),
+            "GatewayProtocolError",
+            True,
+            "not a JSON object",
+            id="201 not JSON",
+        ),
+        pytest.param(
+            answer(201, b'{"session": "cs_1", '),
+            "GatewayProtocolError",
+            True,
+            "not JSON (",
+            id="201 cut short",
         ),
         pytest.param(
             answer(201, b'{"state":"open"}'),
@@ -132,11 +143,11 @@ def test_a_session_create_sends_the_idempotency_key_and_no_webhook_url_unless_se
             id="201 wrong types",
         ),
         pytest.param(
-            answer(201, b"[" * 30_000 + b"]" * 30_000),
+            answer(201, b'{"a":' * 10_000 + b"1" + b"}" * 10_000),
             "GatewayProtocolError",
             True,
             "deeper than",
-            id="201 30,000 deep",
+            id="201 10,000 deep",
         ),
         pytest.param(
             answer(201, b"x" * 200_000),

@@ -173,14 +173,34 @@ class InvalidMessage(ValueError):
 
 
 def parse(model: type[M], data: bytes, *, max_bytes: int = MAX_REPLY_BYTES) -> M:
-    """`data` as `model`: bounded (size, depth), JSON, and every field of the right type; else InvalidMessage."""
+    """`data` as `model`: bounded (size, depth), JSON, and every field of the right type; else InvalidMessage.
+
+    pydantic-core parses in Rust and stops at 200 levels; the fields the protocol knows are flat, so
+    only the unknown ones (kept, not used) can nest, and they are held to MAX_DEPTH here.
+    """
+    if len(data) > max_bytes:
+        raise InvalidMessage(f"the body is larger than {max_bytes} bytes")
+    if not data.lstrip().startswith(b"{"):
+        raise InvalidMessage("the body is not a JSON object")  # every message is one: refused unparsed
+    too_deep = InvalidMessage(f"the body is nested deeper than {MAX_DEPTH} levels")
     try:
-        bounded_json.loads(data, max_bytes=max_bytes, max_depth=MAX_DEPTH)
-        return model.model_validate_json(data, strict=True)
-    except bounded_json.InvalidJSON as exc:
-        raise InvalidMessage(str(exc)) from None
+        message = model.model_validate_json(data, strict=True)
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any("recursion limit" in e["msg"] for e in errors):
+            raise too_deep from None
+        if errors and errors[0]["type"] == "json_invalid":
+            raise InvalidMessage(
+                f"the body is not JSON ({errors[0]['msg'].removeprefix('Invalid JSON: ')})"
+            ) from None
         raise InvalidMessage(describe(exc)) from None
+    # The unknown fields in a list: its depth is the body's (the list stands where the object is).
+    if (
+        bounded_json.depth_of(list((message.__pydantic_extra__ or {}).values()), stop_after=MAX_DEPTH)
+        > MAX_DEPTH
+    ):
+        raise too_deep
+    return message
 
 
 def describe(exc: ValidationError, *, limit: int = 3) -> str:
