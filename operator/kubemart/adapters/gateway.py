@@ -28,6 +28,8 @@ from kubemart.domain.gateway_protocol import (
 )
 
 M = TypeVar("M", bound=Message)
+INLINE_PARSE_BYTES = 8 * 1024
+"""Replies larger than this are parsed in a worker thread, off the event loop."""
 
 
 class GatewayError(Exception):
@@ -143,9 +145,12 @@ class Gateway:
                 retryable=True,
             )
 
-    def _read(self, model: type[M], method: str, path: str, reply: Reply) -> M:
+    async def _read(self, model: type[M], method: str, path: str, reply: Reply) -> M:
         try:
-            return protocol.parse(model, reply.body, max_bytes=self.max_bytes)
+            if len(reply.body) <= INLINE_PARSE_BYTES:
+                return protocol.parse(model, reply.body, max_bytes=self.max_bytes)
+            # A large reply that fails validation is turned into Python objects whole (tens of ms).
+            return await asyncio.to_thread(protocol.parse, model, reply.body, max_bytes=self.max_bytes)
         except InvalidMessage as exc:
             raise GatewayError(
                 "GatewayProtocolError",
@@ -182,7 +187,7 @@ class Gateway:
             )
         if reply.status not in (200, 201):
             raise self._unexpected("POST", "/sessions", reply)
-        return self._read(SessionCreated, "POST", "/sessions", reply)
+        return await self._read(SessionCreated, "POST", "/sessions", reply)
 
     async def session(self, session: str) -> Session:
         path = f"/sessions/{quote(session, safe='')}"
@@ -196,7 +201,7 @@ class Gateway:
             )
         if reply.status != 200:
             raise self._unexpected("GET", path, reply)
-        view = self._read(Session, "GET", path, reply)
+        view = await self._read(Session, "GET", path, reply)
         if view.session != session:
             raise GatewayError(
                 "GatewayProtocolError",
@@ -212,7 +217,7 @@ class Gateway:
         self._check_common("POST", path, reply)
         if reply.status != 200:
             raise self._unexpected("POST", path, reply)
-        return self._read(Session, "POST", path, reply)
+        return await self._read(Session, "POST", path, reply)
 
     async def receipt(self, session: str) -> Receipt:
         path = f"/sessions/{quote(session, safe='')}/receipt"
@@ -227,4 +232,4 @@ class Gateway:
             )
         if reply.status != 200:
             raise self._unexpected("GET", path, reply)
-        return self._read(Receipt, "GET", path, reply)
+        return await self._read(Receipt, "GET", path, reply)
