@@ -181,7 +181,7 @@ async def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
 
 @kopf.on.event("v1", "secrets")
 async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A Secret named in some valuesFrom changed: its apps recompute their values."""
+    """A Secret named in some valuesFrom changed: its apps recompute their values (a gateway's: its Payments)."""
     _values_event("Secret", event, memo)
     meta = event["object"].get("metadata") or {}
     # A gateway's token or webhook secret changed: the Payments of its sources read it again.
