@@ -67,7 +67,7 @@ def test_json_logs_name_objects_and_never_show_secrets(
         buy(objects, namespace, shop)
         wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment"), timeout=60, what="checkout open")
         session = gateway.only_session().id
-        # A webhook with a wrong signature is refused, and the line says which Payment it was for.
+        # A webhook with a wrong signature is refused (and, since anyone can send one, not logged).
         body = json.dumps({"session": session}).encode()
         refused = httpx.post(
             f"http://127.0.0.1:{op.webhook_port}/webhooks/payment",
@@ -102,13 +102,8 @@ def test_json_logs_name_objects_and_never_show_secrets(
     helm = [r for r in lines if r["logger"] == "kubemart.helm" and f"--namespace {namespace}" in r["message"]]
     assert {r.get("name") for r in helm} == {"blog", "notes"}
     assert all((r.get("kind"), r.get("namespace")) == ("AppInstall", namespace) for r in helm)
-    (webhook,) = [r for r in lines if r["logger"] == "kubemart.webhooks"]
-    assert (webhook["level"], webhook["kind"], webhook["namespace"], webhook["name"]) == (
-        "WARNING",
-        "Payment",
-        namespace,
-        "buy",
-    )
+    # Unauthenticated webhooks are counted (kubemart_webhooks_total), never logged above debug: no flood.
+    assert not [r for r in lines if r["logger"] == "kubemart.webhooks"]
 
     # No secret, anywhere: not the values from the Secret, the gateway's token, the webhook secret, the receipt.
     for secret in (values_secret, gateway.token, "whsec", receipt["signature"], receipt["payload"]):

@@ -10,12 +10,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes import client
 
 from kubemart.domain import receipts
+from kubemart.domain.catalog import object_name
 from support.apps import handled, install, request_reconcile, running
 from support.cluster import Cluster
 from support.gateway import Gateway
-from support.kube import Objects, condition
+from support.kube import Objects, condition, ready
+from support.operator_process import OperatorProcess
+from support.repo import ChartRepo
 from support.wait import wait_for
-from test_payments import buy, phase_is
+from test_payments import PAID, buy, phase_is, reason_is
 
 
 def app_phase(objects: Objects, namespace: str, name: str = "notes") -> str | None:
@@ -147,3 +150,70 @@ def test_deleting_the_payment_of_an_installed_app_revokes_its_licence(
     objects.delete("payments", "buy", namespace)
     wait_for(lambda: app_phase(objects, namespace) == "Stopped", timeout=60, what="stopped")
     assert condition(objects.get("appinstalls", "notes", namespace))["reason"] == "LicenseRevoked"  # type: ignore[index]
+
+
+def test_an_app_that_becomes_free_ends_unpaid_payments_once_and_keeps_paid_ones(
+    objects: Objects, shop: str, gateway: Gateway, chart_repo: ChartRepo, namespace: str
+) -> None:
+    buy(objects, namespace, shop, name="paid")
+    p = wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment", "paid"), timeout=30, what="checkout")
+    gateway.set_state(p["status"]["sessionID"], "paid")
+    wait_for(lambda: phase_is(objects, namespace, "Verified", "paid"), timeout=60, what="Verified")
+    buy(objects, namespace, shop, name="open")
+    p = wait_for(lambda: phase_is(objects, namespace, "AwaitingPayment", "open"), timeout=30, what="checkout")
+    open_session = p["status"]["sessionID"]
+
+    # The developer publishes a version without a price: the app is free from now on.
+    chart_repo.add_chart("notes", "1.1.0", annotations={k: v for k, v in PAID.items() if "price" not in k})
+    request_reconcile(objects, "marketsources", shop)
+    wait_for(
+        lambda: "price" not in objects.get("marketapps", object_name(shop, "notes"))["spec"],  # type: ignore[index]
+        timeout=60,
+        what="the app free in the catalog",
+    )
+    for name in ("paid", "open"):
+        request_reconcile(objects, "payments", name, namespace)
+    p = wait_for(lambda: reason_is(objects, namespace, "AppIsFree", "open"), timeout=30, what="AppIsFree")
+    assert p["status"]["phase"] == "Failed"
+    assert "its checkout was canceled at the gateway and nothing was charged" in condition(p)["message"]  # type: ignore[index]
+    assert gateway.sessions[open_session].state == "canceled", "the buyer can no longer pay for nothing"
+    buy(objects, namespace, shop, name="late")
+    wait_for(lambda: reason_is(objects, namespace, "AppIsFree", "late"), timeout=30, what="AppIsFree")
+
+    # Reconciled again and again: no error, no new warning, the paid one still Verified and Ready.
+    for _ in range(2):
+        stamps = {
+            name: request_reconcile(objects, "payments", name, namespace) for name in ("paid", "open", "late")
+        }
+        for name, stamp in stamps.items():
+            wait_for(
+                lambda name=name, stamp=stamp: handled(objects, "payments", name, stamp, namespace),
+                timeout=30,
+                what=f"{name} looked at",
+            )
+    paid = objects.get("payments", "paid", namespace)
+    assert paid["status"]["phase"] == "Verified"  # type: ignore[index]
+    assert ready(paid)
+    assert reason_is(objects, namespace, "AppIsFree", "open"), (
+        "a terminal Payment keeps the reason it ended with"
+    )
+    for name in ("paid", "open", "late"):
+        warnings = [r for t, r, _ in objects.events_for(name, namespace) if t == "Warning"]
+        assert warnings == ([] if name == "paid" else ["AppIsFree"]), (name, warnings)
+
+
+def test_an_unreadable_source_key_keeps_the_app_locked_without_an_error(
+    objects: Objects, operator: OperatorProcess, shop: str, namespace: str
+) -> None:
+    since = operator.log_size()
+    objects.patch(
+        "marketsources", shop, {"spec": {"payment": {"publicKey": "-----BEGIN PUBLIC KEY-----\nbroken"}}}
+    )
+    install(objects, namespace, "notes", source=shop, app="notes")
+    wait_for(lambda: app_phase(objects, namespace) == "AwaitingPayment", timeout=30, what="AwaitingPayment")
+    stamp = request_reconcile(objects, "appinstalls", "notes", namespace)
+    wait_for(
+        lambda: handled(objects, "appinstalls", "notes", stamp, namespace), timeout=30, what="looked again"
+    )
+    assert condition(objects.get("appinstalls", "notes", namespace))["reason"] == "PaymentRequired"  # type: ignore[index]
+    assert "Traceback" not in operator.log(since), "the licence gate reports a bad key, it does not raise"

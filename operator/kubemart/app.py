@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubemart.adapters.helm import Helm
-from kubemart.adapters.kube import Body, Kube, MarketSourceResource
+from kubemart.adapters.kube import Body, Kube
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.release import claims
 from kubemart.release.live import LiveObjects
@@ -101,7 +101,7 @@ class App:
         pay_store = Store()
         payments = Payments(kube, settings, events, remember=pay_store.record)
         pays = Controller("payment", payments.reconcile, needs=needs_reconcile, store=pay_store)
-        webhooks = WebhookServer(_WebhookSecrets(kube, pays).lookup, lambda keys: pays.wake(keys))  # type: ignore[arg-type]
+        webhooks = WebhookServer(payments.webhook_secrets, pays.wake)
         drift = DriftWatcher(
             kube,
             lambda ns, release: apps.wake(app_store.lookup("release", (ns, release))),
@@ -162,26 +162,3 @@ class App:
 
     def apps_claiming(self, namespace: str, release: str) -> set[Key]:
         return self.apps.store.lookup("release", (namespace, release))
-
-
-@dataclass
-class _WebhookSecrets:
-    kube: Kube
-    pays: Controller
-
-    async def lookup(self, session: str) -> list[tuple[object, bytes]]:
-        """The Payments following `session`, each with its source's webhook secret."""
-        out: list[tuple[object, bytes]] = []
-        for key, body in self.pays.latest().items():
-            if (body.get("status") or {}).get("sessionID") != session:
-                continue
-            source = await self.kube.get(MarketSourceResource, (body.get("spec") or {}).get("source", ""))
-            ref = (((source or {}).get("spec") or {}).get("payment") or {}).get("secretRef") or {}
-            data = (
-                await self.kube.read_secret_data(ref.get("name", ""), ref.get("namespace", ""))
-                if ref
-                else None
-            )
-            if data and data.get("webhookSecret"):
-                out.append((key, data["webhookSecret"].encode()))
-        return out

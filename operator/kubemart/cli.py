@@ -1,4 +1,4 @@
-"""The `kubemart` console script: `kubemart run` starts the operator."""
+"""The `kubemart` console script: `kubemart run` starts the operator; `kubemart gateway-check` checks a gateway."""
 
 from __future__ import annotations
 
@@ -187,3 +187,64 @@ def _check_free(endpoint: str) -> None:
                 f"cannot listen on port {port} for the health endpoint: {exc.strerror or exc}; "
                 "set --liveness to a free address, or to an empty value to turn it off"
             ) from None
+
+
+@main.command("gateway-check")
+@click.option("--url", required=True, help="The gateway's base URL, as a MarketSource's spec.payment.url.")
+@click.option(
+    "--token",
+    envvar="KUBEMART_GATEWAY_TOKEN",
+    required=True,
+    help="Its API token (or $KUBEMART_GATEWAY_TOKEN).",
+)
+@click.option(
+    "--public-key",
+    required=True,
+    help="The key receipts must verify against, as spec.payment.publicKey takes it; @FILE reads a file (PEM).",
+)
+@click.option("--key-id", default="", help="The kid receipts signed with that key carry.")
+@click.option("--pay-url", help="A sandbox hook that pays a session when POSTed to; {session} is replaced.")
+@click.option(
+    "--refund-url", help="A sandbox hook that refunds a session when POSTed to; {session} is replaced."
+)
+@click.option(
+    "--wait-for-payment", type=float, default=0.0, help="Without --pay-url: seconds to pay by hand."
+)
+@click.option("--amount", default="1.00", show_default=True, help="The price asked for.")
+@click.option("--currency", default="USD", show_default=True)
+def gateway_check(
+    url: str,
+    token: str,
+    public_key: str,
+    key_id: str,
+    pay_url: str | None,
+    refund_url: str | None,
+    wait_for_payment: float,
+    amount: str,
+    currency: str,
+) -> None:
+    """Check a payment gateway against docs/payment-gateway.md; exits 1 when anything fails."""
+    from pathlib import Path
+
+    from kubemart import gateway_check as check
+
+    if public_key.startswith("@"):
+        public_key = Path(public_key[1:]).read_text()
+    options = check.Options(
+        url=url,
+        token=token,
+        public_key=public_key,
+        key_id=key_id,
+        pay_url=pay_url,
+        refund_url=refund_url,
+        wait_for_payment=wait_for_payment,
+        amount=amount,
+        currency=currency,
+    )
+    findings = asyncio.run(check.run(options))
+    for finding in findings:
+        click.echo(finding.line())
+    failed = sum(f.outcome == "FAIL" for f in findings)
+    passed = sum(f.outcome == "PASS" for f in findings)
+    click.echo(f"{passed} checks passed, {failed} failed")
+    raise SystemExit(1 if failed else 0)

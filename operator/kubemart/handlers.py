@@ -59,6 +59,8 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     app: App = memo.app
     obj: dict[str, Any] = dict(event["object"])
     key = key_of(obj)
+    # A new key, gateway or deletion: its Payments look again (the ones stalled on a bad key, too).
+    app.pays.wake(app.payments.source_changed(obj, deleted=event["type"] == "DELETED"))
     if event["type"] == "DELETED":
         app.sources.forget(key)
         return
@@ -100,6 +102,7 @@ async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
     app.apps.wake(app.apps_paid_by(namespace, str(spec.get("source")), str(spec.get("app"))))
     if event["type"] == "DELETED":
         app.pays.forget(key_of(obj))
+        app.payments.forget(key_of(obj))
         return
     app.pays.observe(obj)
 
@@ -127,5 +130,9 @@ async def configmap_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
 
 @kopf.on.event("v1", "secrets", labels=WATCH_LABEL)
 async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A watched Secret changed: the apps that read it recompute their values."""
+    """A watched Secret changed: the apps that read it recompute their values, the Payments of a
+    gateway whose Secret it is read it again."""
     _values_event("Secret", event, memo)
+    app: App = memo.app
+    meta = event["object"].get("metadata") or {}
+    app.pays.wake(app.payments.secret_changed(meta.get("namespace", ""), meta.get("name", "")))

@@ -29,15 +29,48 @@ class SourceType(StrEnum):
     """A git repository of app definitions (not supported yet)."""
 
 
+PUBLIC_KEY_DESCRIPTION = (
+    "An Ed25519 public key that signs receipts, as base64 or base64url of its 32 raw bytes, base64 of "
+    "its DER SubjectPublicKeyInfo (MCowBQYDK2VwAyEA...), or PEM (-----BEGIN PUBLIC KEY-----). "
+    "A key that cannot be read makes the source Ready=False (reason InvalidPublicKey) and no checkout opens."
+)
+
+
+class RetiredKey(Model):
+    """A key the gateway signed receipts with before it rotated; receipts it signed still unlock."""
+
+    key_id: str = Field(
+        alias="keyID",
+        description="The `kid` the gateway put in the headers of the receipts this key signed.",
+        min_length=1,
+        max_length=64,
+    )
+    public_key: str = Field(description=PUBLIC_KEY_DESCRIPTION, min_length=32, max_length=1024)
+
+
 class PaymentGateway(Model):
     """The gateway that sells this catalog's paid apps (docs/payment-gateway.md)."""
 
-    url: str = Field(description="Base URL of the gateway's API.", pattern=r"^https?://[^\s]+$")
-    secret_ref: SecretReference = Field(description="A Secret with `token` (API) and `webhookSecret` (HMAC).")
-    public_key: str = Field(
-        description="The Ed25519 public key that signs receipts: base64 of its 32 raw bytes.",
-        pattern=r"^[A-Za-z0-9+/_=-]{40,64}$",
+    url: str = Field(
+        description="Base URL of the gateway's API.", pattern=r"^https?://[^\s]+$", max_length=2048
     )
+    secret_ref: SecretReference = Field(description="A Secret with `token` (API) and `webhookSecret` (HMAC).")
+    public_key: str = Field(description=PUBLIC_KEY_DESCRIPTION, min_length=32, max_length=1024)
+    key_id: str | None = Field(
+        default=None,
+        alias="keyID",
+        description="The `kid` the gateway puts in the headers of receipts signed with publicKey (optional).",
+        max_length=64,
+    )
+    retired_keys: list[RetiredKey] = Field(
+        default_factory=list,
+        description="Keys the gateway used before rotating to publicKey: receipts they signed stay valid.",
+        max_length=8,
+    )
+
+    def key_entries(self) -> list[tuple[str, str]]:
+        """(kid, key) of every key receipts may be signed with, the current one first."""
+        return [(self.key_id or "", self.public_key)] + [(k.key_id, k.public_key) for k in self.retired_keys]
 
 
 class MarketSourceSpec(Model):

@@ -25,15 +25,16 @@ class PaymentPhase(StrEnum):
 class PaymentSpec(Model):
     """Which app to buy; the price is taken from the catalog."""
 
-    source: str = Field(description="The MarketSource selling the app.", min_length=1)
-    app: str = Field(description="The app to buy.", min_length=1)
+    source: str = Field(description="The MarketSource selling the app.", min_length=1, max_length=253)
+    app: str = Field(description="The app to buy.", min_length=1, max_length=253)
 
 
 class ReceiptReference(Model):
     """The Secret holding the verified receipt."""
 
     name: str = Field(
-        description="Name of the Secret, in the Payment's namespace, holding the verified receipt."
+        description="Name of the Secret, in the Payment's namespace, holding the verified receipt.",
+        max_length=253,
     )
 
 
@@ -42,9 +43,11 @@ class PaymentStatus(ReconciledStatus):
 
     phase: PaymentPhase | None = Field(default=None, description="Where the purchase is.")
     quote: Price | None = Field(default=None, description="The price, copied from the catalog.")
-    checkout_url: str | None = Field(default=None, alias="checkoutURL", description="Where the buyer pays.")
+    checkout_url: str | None = Field(
+        default=None, alias="checkoutURL", description="Where the buyer pays.", max_length=2048
+    )
     session_id: str | None = Field(
-        default=None, alias="sessionID", description="The gateway's checkout session."
+        default=None, alias="sessionID", description="The gateway's checkout session.", max_length=200
     )
     expires_at: datetime | None = Field(default=None, description="When the checkout session expires.")
     receipt_secret_ref: ReceiptReference | None = Field(default=None, description="The verified receipt.")

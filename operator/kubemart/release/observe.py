@@ -115,6 +115,8 @@ class Observer:
                 values = merge_values([values, {"kubemartLicense": licence}])
             else:
                 licensed, checkout = False, gate.checkout_url
+                if gate.problem:
+                    state = replace(state, licence_problem=gate.problem)
         if not await self._namespace_exists(state.target_namespace):
             raise Blocked(
                 Blocker(
@@ -304,9 +306,10 @@ def _payment_required(state: ReleaseState, market_app: MarketApp) -> Blocker:
     price = market_app.spec.price
     assert price is not None
     where = f" or pay at {state.checkout_url}" if state.checkout_url else ""
+    why = f" No licence can be checked now: {state.licence_problem}" if state.licence_problem else ""
     return Blocker(
         "PaymentRequired",
         f"{state.spec.app} costs {price.amount} {price.currency}: create a Payment for source {state.spec.source} and "
-        f"app {state.spec.app} in namespace {state.namespace}{where}; the app installs once it is Verified.",
+        f"app {state.spec.app} in namespace {state.namespace}{where}; the app installs once it is Verified.{why}",
         phase=Phase.AWAITING_PAYMENT,
     )

@@ -118,6 +118,8 @@ class ReleaseState:
     licensed: bool = True
     """False for a paid app without a verified licence."""
     checkout_url: str | None = None
+    licence_problem: str | None = None
+    """Why no licence could be checked at all (the source's keys cannot be read)."""
     account: Account | None = None
     release: Release = field(default_factory=Release)
     owned_record: OwnedRelease | None = None

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     )
     index_max_bytes: int = Field(default=64 * 1024 * 1024, description="Largest index.yaml accepted.")
     webhook_port: int = Field(default=8082, ge=0, description="Port of /webhooks/payment; 0 turns it off.")
+    webhook_public_url: str = Field(
+        default="",
+        pattern=r"^(https?://[^\s]+)?$",
+        max_length=2048,
+        description="The URL at which payment gateways reach /webhooks/payment (sent to them as webhookURL); "
+        "empty: none is sent and the operator relies on polling.",
+    )
     metrics_port: int = Field(default=8081, ge=0, description="Port of /metrics; 0 turns it off.")
     log_format: str = Field(default="text", pattern="^(text|json)$", description="text or json.")
     # Tenancy (docs/security.md): whose permissions helm uses, and where an app may install.

@@ -2,24 +2,23 @@
 
 The gate does not read a Payment's phase (a user can write their own status): it looks for a
 receipt Secret owned by a Payment in the app's namespace, verifies its signature against the
-source's key and checks that it was issued for this source, app, buyer namespace and developer.
+source's keys and checks that it was issued for this source, app, buyer namespace and developer.
 A refund deletes the receipt Secret, so it revokes the licence however the status is edited.
+The gate never raises on what a source or a tenant wrote: a key it cannot read keeps the app
+locked and says why (`Gate.problem`).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
-
-from lightkube.resources.core_v1 import Secret
 
 from kubemart.adapters.kube import Kube, PaymentResource
 from kubemart.domain import receipts
 from kubemart.models.marketapp import MarketApp
 from kubemart.models.marketsource import MarketSource
+from kubemart.services import receipt_store
 
-RECEIPT_KEY = "receipt.json"
+RECEIPT_KEY = receipt_store.RECEIPT_KEY
 
 
 @dataclass(frozen=True)
@@ -33,6 +32,8 @@ class Gate:
     license: License | None
     checkout_url: str | None = None
     """Where an open checkout for this app can be paid, to point the user at."""
+    problem: str | None = None
+    """Why no licence can be checked at all (the source's keys cannot be read), for the app's condition."""
 
 
 async def find_license(
@@ -41,7 +42,14 @@ async def find_license(
     gateway = source.spec.payment
     if gateway is None:
         return Gate(None)
-    key = receipts.public_key_from(gateway.public_key)
+    try:
+        keys = receipts.keyring(gateway.key_entries())
+    except receipts.InvalidReceipt as exc:
+        return Gate(
+            None,
+            problem=f"MarketSource {source_name}'s payment keys cannot be read ({exc}); "
+            "no licence can be checked until an admin fixes spec.payment.publicKey",
+        )
     developer = app.spec.developer.name if app.spec.developer else None
     checkout = None
     for payment in await kube.list(PaymentResource, namespace=namespace):
@@ -52,21 +60,17 @@ async def find_license(
         if status.get("phase") == "AwaitingPayment":
             checkout = status.get("checkoutURL") or checkout
         ref = (status.get("receiptSecretRef") or {}).get("name")
-        if not ref:
+        if not ref or not isinstance(ref, str):
             continue
-        secret = await kube.get(Secret, ref, namespace)
-        if secret is None:
-            continue
-        owners = secret["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == payment["metadata"]["uid"] and o.get("kind") == "Payment" for o in owners):
+        receipt = await receipt_store.load(kube, ref, namespace, owner_uid=payment["metadata"]["uid"])
+        if receipt is None:
             continue
         try:
-            receipt = json.loads(base64.b64decode((secret.get("data") or {}).get(RECEIPT_KEY, "")))
-            claims = receipts.verify(receipt, key)
+            claims = receipts.verify(receipt, keys)
             receipts.check_license(
                 claims, source=source_name, app=app.spec.app, buyer=namespace, developer=developer
             )
-        except (receipts.InvalidReceipt, ValueError):
+        except receipts.InvalidReceipt:
             continue
         return Gate(License(payment=payment["metadata"]["name"], secret=ref))
     return Gate(None, checkout)

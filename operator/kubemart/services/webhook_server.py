@@ -1,31 +1,46 @@
 """The operator's webhook endpoint: POST /webhooks/payment, HMAC-verified (docs/payment-gateway.md).
 
 A valid webhook only wakes the Payment of its session, which then reads the session from the
-gateway: nothing in the webhook's body is trusted, so a replay has no second effect.
+gateway: nothing in the webhook's body is trusted, so a replay has no second effect. The order
+is the security: bound the body (413), check the signature on the raw bytes against the secrets
+held in memory (401, with no API read and nothing parsed), and only then parse it (400).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
+from prometheus_client import Counter
 
-from kubemart.domain.webhooks import BadSignature, verify_signature
-from kubemart.runtime import logs
+from kubemart.domain import gateway_protocol as protocol
+from kubemart.domain import webhooks
+from kubemart.runtime.controller import Key
+from kubemart.services.webhook_secrets import WebhookSecrets
 
 log = logging.getLogger("kubemart.webhooks")
 
-SecretFor = Callable[[str], Awaitable[list[tuple[object, bytes]]]]
-"""For a session id: the (payment key, webhook secret) pairs of the Payments that follow it."""
+MAX_BODY = 16 * 1024
+WEBHOOKS = Counter(
+    "kubemart_webhooks",
+    "Payment webhooks received, by result (accepted, unauthenticated, malformed, too_large).",
+    ["result"],
+)
+
+
+def _answer(result: str, status: int, error: str | None = None) -> web.Response:
+    WEBHOOKS.labels(result).inc()
+    if error is None:
+        return web.Response(status=status)
+    return web.json_response({"error": error}, status=status)
 
 
 class WebhookServer:
-    def __init__(self, secrets_for: SecretFor, wake: Callable[[list[object]], None]) -> None:
-        self.secrets_for = secrets_for
+    def __init__(self, secrets: WebhookSecrets, wake: Callable[[list[Key]], None]) -> None:
+        self.secrets = secrets
         self.wake = wake
         self._runner: web.AppRunner | None = None
 
@@ -54,22 +69,26 @@ class WebhookServer:
             await self._runner.cleanup()
 
     async def payment(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        if (request.content_length or 0) > MAX_BODY:
+            return _answer("too_large", 413, f"the body is larger than {MAX_BODY} bytes")
         try:
-            session = str(json.loads(body)["session"])
-        except (ValueError, KeyError, TypeError):
-            return web.json_response({"error": 'the body is not {"session": ...}'}, status=400)
-        header = request.headers.get("Kubemart-Signature")
-        matched = []
-        for key, secret in await self.secrets_for(session):
-            try:
-                verify_signature(header, secret, body, now=time.time())
-            except BadSignature as exc:
-                about = logs.ref("Payment", *key) if isinstance(key, tuple) else {}
-                log.warning("webhook for session %s refused: %s", session, exc, extra=about)
-                continue
-            matched.append(key)
-        if not matched:
-            return web.json_response({"error": "signature refused"}, status=401)
-        self.wake(matched)
-        return web.Response(status=204)
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _answer("too_large", 413, f"the body is larger than {MAX_BODY} bytes")
+        if len(body) > MAX_BODY:
+            return _answer("too_large", 413, f"the body is larger than {MAX_BODY} bytes")
+        try:
+            sources = self.secrets.signers(request.headers.get(webhooks.HEADER), body, now=time.time())
+        except webhooks.BadSignature as exc:
+            # Anyone can send these: counted, logged at debug only, so that they cannot flood the log.
+            log.debug("webhook refused: %s", exc)
+            return _answer("unauthenticated", 401, "signature refused")
+        try:
+            message = protocol.parse(protocol.Webhook, body, max_bytes=MAX_BODY)
+        except protocol.InvalidMessage as exc:
+            log.info("signed webhook from %s refused: %s", ",".join(sources), exc)
+            return _answer("malformed", 400, f"the body is not a webhook of docs/payment-gateway.md: {exc}")
+        keys = self.secrets.payments(message.session, sources)
+        if keys:
+            self.wake(keys)
+        return _answer("accepted", 204)
