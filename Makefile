@@ -45,6 +45,7 @@ lint: venv
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/ruff format --check operator tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The whole suite. The session fixture starts the local cluster unless KUBEMART_TEST_CLUSTER=external.
 test: setup lint

@@ -675,3 +675,76 @@ def test_jittered_exact(seconds: float, fraction: float, expected: float) -> Non
 
 def test_jittered_default_fraction_is_ten_percent() -> None:
     assert all(9.0 <= jittered(10.0) <= 11.0 for _ in range(SAMPLES))
+
+
+# --- the catch-all and backoff results ----------------------------------------------------------------
+
+
+def test_unexpected_error_is_reported_to_the_object_and_backs_off_exponentially(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger = logging.getLogger("kubemart.test-catch-all")
+    reported: list[tuple[Key, str]] = []
+    delays: list[float] = []
+    import kubemart.runtime.controller as controller_module
+
+    # Record the delays the controller asks for, and make them short enough to watch.
+    real = controller_module.backoff
+
+    def recording(failures: int, **kw: float) -> float:
+        delays.append(real(failures, **kw))
+        return 0.01
+
+    monkeypatch.setattr(controller_module, "backoff", recording)
+
+    async def on_error(key: Key, body: Body, exc: Exception) -> None:
+        reported.append((key, str(exc)))
+
+    async def main() -> None:
+        fake = FakeReconcile(results=[RuntimeError("boom")] * 4)
+        c = Controller(NAME, fake, needs=needs, logger=logger, on_error=on_error)
+        try:
+            c.observe(obj(A, 1))
+            for _ in range(5):
+                await fake.next_call()
+        finally:
+            await c.close()
+
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        asyncio.run(main())
+    assert reported == [(A, "boom")] * 4, "each failure ends as a status"
+    assert delays[0] < delays[1] < delays[2], "exponential, not a fixed interval"
+    tracebacks = [r for r in caplog.records if r.name == logger.name and r.exc_info]
+    assert len(tracebacks) == 1, "the same error's traceback is logged once"
+    again = [r for r in caplog.records if r.name == logger.name and "failed again" in r.getMessage()]
+    assert len(again) == 3
+
+
+def test_backoff_results_grow_and_any_other_result_resets(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubemart.runtime.controller as controller_module
+
+    asked: list[int] = []
+
+    def recording(failures: int, **_: float) -> float:
+        asked.append(failures)
+        return 0.01
+
+    monkeypatch.setattr(controller_module, "backoff", recording)
+
+    async def scenario(c: Controller, r: FakeReconcile) -> None:
+        c.observe(obj(A, 1))
+        for _ in range(5):
+            await r.next_call()
+
+    run(
+        scenario,
+        reconcile=FakeReconcile(
+            results=[
+                Result(backoff=True),
+                Result(backoff=True),
+                Result(requeue_after=0.0),
+                Result(backoff=True),
+            ]
+        ),
+    )
+    assert asked == [1, 2, 1]

@@ -1,6 +1,7 @@
 """Helm: the helm CLI through pyhelm3, and Helm's release records read from the API.
 
-Every helm subprocess starts here, bounded by one global semaphore. Cancelling the calling
+Every helm subprocess starts here, holding a slot of a gate shared fairly between namespaces
+(runtime.fair_gate). Cancelling the calling
 task terminates the subprocess (pyhelm3 sends SIGTERM and waits), which is how a newer spec
 or a deletion interrupts an operation in flight. Helm's failures become `HelmError` with a
 stable reason here and nowhere else.
@@ -12,199 +13,45 @@ release is deployed costs one API list and no subprocess.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
-import re
 import shlex
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyhelm3
 from lightkube.resources.core_v1 import Secret
 
+from kubemart.adapters.helm_errors import HelmError, classify
+from kubemart.adapters.helm_storage import (
+    ReleaseHistory,
+    ReleaseRecord,
+    decode_release,
+    int_label,
+    manifest_objects,
+    manifest_of_record,
+    unix_label,
+)
 from kubemart.adapters.kube import Kube, Principal
-from kubemart.domain import safe_yaml
 from kubemart.runtime import metrics
 from kubemart.runtime.fair_gate import FairGate, OnQueued
 
 log = logging.getLogger("kubemart.helm")
 
 
-class HelmError(Exception):
-    """A helm command failed. `reason` is CamelCase and stable; `retryable` says if trying again may help."""
-
-    def __init__(self, reason: str, message: str, *, retryable: bool, detail: str = "") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.retryable = retryable
-        self.detail = detail
-
-
-def _last_error_line(stderr: str) -> str:
-    """helm's error, with its cause: a multi-error ("1 error occurred:") lists the causes on the lines
-    after its "Error:" line, as `* ...` bullets; they are what a person needs to read."""
-    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    for i in range(len(lines) - 1, -1, -1):
-        ln = lines[i]
-        if ln.lower().startswith("error:"):
-            head = ln[len("error:") :].strip()
-            causes = [c.lstrip("*").strip() for c in lines[i + 1 :] if c.startswith("*")]
-            if causes:
-                head = re.sub(r"\s*\d+ errors? occurred:?$", "", head).rstrip(" :")
-                return f"{head}: {'; '.join(causes)}" if head else "; ".join(causes)
-            return head
-    return lines[-1] if lines else "helm failed without a message"
-
-
-def classify(stderr: str, *, operation: str) -> HelmError:
-    """Pure: helm's stderr to a reason a person and a program can act on."""
-    text = stderr.lower()
-    line = _last_error_line(stderr)[:600]
-    if "values don't meet the specifications of the schema" in text:
-        # helm names the failing fields on the lines after its "Error:" line.
-        lines = [ln.strip(" -") for ln in stderr.strip().splitlines() if ln.strip()]
-        start = next((i for i, ln in enumerate(lines) if "values don't meet" in ln.lower()), len(lines))
-        # They come grouped under a "<chart>:" line; each gets its chart's name in front.
-        chart, found = "", []
-        for ln in lines[start + 1 :]:
-            if ln.endswith(":") and " " not in ln:
-                chart = ln
-            else:
-                found.append(f"{chart} {ln}" if chart else ln)
-        fields = "; ".join(found)[:600] or line
-        return HelmError(
-            "ValuesSchemaViolation",
-            f"The chart's values.schema.json rejected the values: {fields}. Fix spec.values or valuesFrom.",
-            retryable=False,
-            detail=stderr,
-        )
-    if "context deadline exceeded" in text or "timed out waiting for the condition" in text:
-        return HelmError(
-            "ReleaseNotReady",
-            f"The release did not become ready within spec.timeout ({line}). Check the app's pods, or raise spec.timeout.",
-            retryable=True,
-            detail=stderr,
-        )
-    if "context canceled" in text:
-        return HelmError("OperationCanceled", f"The {operation} was canceled.", retryable=True, detail=stderr)
-    if (
-        "parse error" in text
-        or "execution error" in text
-        or "failed to render" in text
-        or "template:" in text
-    ):
-        return HelmError(
-            "ChartRenderFailed",
-            f"The chart could not be rendered with these values: {line}. Fix the values or choose another version.",
-            retryable=False,
-            detail=stderr,
-        )
-    if (
-        "exists and cannot be imported into the current release" in text
-        or "invalid ownership metadata" in text
-    ):
-        return HelmError(
-            "ResourceConflict",
-            f"An object the chart creates already belongs to something else: {line}. Remove it or use another release name.",
-            retryable=False,
-            detail=stderr,
-        )
-    if " is invalid: " in text or ("admission webhook" in text and "denied the request" in text):
-        return HelmError(
-            "ObjectRejected",
-            f"The API server rejected an object of the chart: {line}. Fix the values or choose another version.",
-            retryable=False,
-            detail=stderr,
-        )
-    if "another operation (install/upgrade/rollback) is in progress" in text:
-        return HelmError(
-            "ReleaseLocked", f"The release is locked by another operation: {line}.", retryable=True
-        )
-    if "namespaces" in text and "not found" in text:
-        return HelmError(
-            "TargetNamespaceNotFound", f"{line}. Create the namespace.", retryable=True, detail=stderr
-        )
-    if "forbidden" in text:
-        return HelmError(
-            "Forbidden", f"Helm was not allowed to {operation}: {line}.", retryable=True, detail=stderr
-        )
-    return HelmError(
-        f"{operation.capitalize()}Failed", f"helm {operation} failed: {line}.", retryable=True, detail=stderr
-    )
-
-
-@dataclass(frozen=True)
-class ReleaseRecord:
-    """One revision of a release, as Helm stored it."""
-
-    name: str
-    namespace: str
-    revision: int
-    status: str
-    """deployed, failed, superseded, pending-install, pending-upgrade, pending-rollback, uninstalling, ..."""
-    chart_version: str | None = None
-    manifest: str = field(default="", repr=False)
-    modified_at: float | None = None
-    """Unix time Helm last wrote this revision, from its storage labels."""
-    labels: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """The labels of the revision's storage Secret (helm's own and those given with --labels)."""
-    uid: str | None = None
-    """The uid of the revision's storage Secret: what a tenant cannot forge."""
-
-
-@dataclass(frozen=True)
-class ReleaseHistory:
-    revisions: tuple[ReleaseRecord, ...]
-    """Newest first."""
-
-    @property
-    def current(self) -> ReleaseRecord | None:
-        return self.revisions[0] if self.revisions else None
-
-    @property
-    def last_deployed(self) -> ReleaseRecord | None:
-        return next((r for r in self.revisions if r.status in ("deployed", "superseded")), None)
-
-
-MAX_RELEASE_BYTES = 32 * 1024 * 1024
-"""The largest decompressed release record read: helm's own stay far below (a Secret holds 1 MiB)."""
-
-
-def decode_release(data: str) -> dict[str, Any]:
-    """Helm's storage format: base64 (by Helm) of gzip of JSON, inside a Secret's data.
-
-    Raises ValueError for anything else, including a record that decompresses past MAX_RELEASE_BYTES
-    (the Secret is in a tenant's namespace: it may be forged).
-    """
-    try:
-        raw = base64.b64decode(base64.b64decode(data))
-    except (ValueError, TypeError) as exc:
-        raise ValueError("the release record is not base64") from exc
-    if raw[:2] == b"\x1f\x8b":
-        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            raw = inflate.decompress(raw, MAX_RELEASE_BYTES + 1)
-        except zlib.error as exc:
-            raise ValueError("the release record is not valid gzip") from exc
-        if len(raw) > MAX_RELEASE_BYTES or inflate.unconsumed_tail:
-            raise ValueError(f"the release record decompresses to more than {MAX_RELEASE_BYTES} bytes")
-    result = json.loads(raw)
-    if not isinstance(result, dict):
-        raise ValueError("the release record is not a JSON object")
-    return result
-
-
-def _manifest_of(data: str) -> list[dict[str, Any]]:
-    try:
-        return manifest_objects(str(decode_release(data).get("manifest", "")))
-    except ValueError:
-        return []
+__all__ = [
+    "Helm",
+    "HelmError",
+    "ReleaseHistory",
+    "ReleaseRecord",
+    "Slot",
+    "classify",
+    "decode_release",
+    "impersonation_flags",
+    "manifest_objects",
+]
 
 
 class _ExecCommand(pyhelm3.Command):
@@ -319,11 +166,11 @@ class Helm:
                 ReleaseRecord(
                     name=release,
                     namespace=namespace,
-                    revision=_int(labels.get("version")),
+                    revision=int_label(labels.get("version")),
                     status=labels.get("status", "unknown"),
                     chart_version=chart_version,
                     manifest=manifest,
-                    modified_at=_unix(labels.get("modifiedAt") or labels.get("createdAt")),
+                    modified_at=unix_label(labels.get("modifiedAt") or labels.get("createdAt")),
                     labels=dict(labels),
                     uid=s["metadata"].get("uid"),
                 )
@@ -344,7 +191,7 @@ class Helm:
             if body is None:
                 return []
             data = (body.get("data") or {}).get("release", "")
-            cached = await asyncio.to_thread(_manifest_of, data)
+            cached = await asyncio.to_thread(manifest_of_record, data)
             if len(self._manifests) > 2048:
                 self._manifests.clear()
             self._manifests[key] = cached
@@ -466,27 +313,3 @@ class Helm:
                 return False
             raise
         return True
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
-
-
-def _unix(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
-
-
-def manifest_objects(manifest: str) -> list[dict[str, Any]]:
-    """The objects of a rendered manifest (pure). Raises ValueError (UnsafeYAML) for a hostile one."""
-    limits = safe_yaml.Limits(max_depth=128, seconds=10.0)
-    return [
-        d
-        for d in safe_yaml.load_all(manifest, limits=limits, source="the release manifest")
-        if isinstance(d, dict) and d.get("kind")
-    ]

@@ -8,9 +8,6 @@ Every expected failure is a `PluginError` (or a bad value or values file), print
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -18,25 +15,30 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from kubemart import __version__
-from kubemart.domain.durations import parse_duration
 from kubemart.domain.triggers import RECONCILE_ANNOTATION
 from kubemart.domain.values import InvalidValues
-from kubemart.plugin.api import AlreadyExists, Market, PluginError, load_config
+from kubemart.plugin.api import AlreadyExists, Market, PluginError
+from kubemart.plugin.options import (
+    Connection,
+    connection_options,
+    note,
+    open_market,
+    output_option,
+    print_object,
+    wait_options,
+)
 from kubemart.plugin.setvalues import InvalidSet, values_from_flags
-from kubemart.plugin.table import as_document
 from kubemart.plugin.views import (
     SEARCH_HINT,
-    WaitState,
     app_info,
     appinstall_body,
     choose_app,
-    condition,
     history_table,
-    install_state,
     installs_table,
     matches,
     search_table,
 )
+from kubemart.plugin.waiting import wait_for_phase, wait_gone, wait_handled
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -44,80 +46,12 @@ KIND = "appinstall.kubemart.io"
 _POLL_SECONDS = 1.0
 
 
-@dataclass
-class Connection:
-    """Where to connect: the group's flags, overridden by the same flags given after the command."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-
-    def market(self) -> Market:
-        return Market(load_config(self.kubeconfig, self.context), namespace=self.namespace)
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _connection_options(func: Callable[P, R]) -> Callable[P, R]:
-    """--kubeconfig, --context and -n on a command; given there, they win over the group's."""
-    for option in reversed(
-        [
-            click.option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG)."),
-            click.option("--context", help="The kubeconfig context to use."),
-            click.option(
-                "-n", "--namespace", help="The namespace (default: the context's namespace, else default)."
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
-
-
-def _output_option(func: Callable[P, R]) -> Callable[P, R]:
-    return click.option(
-        "-o", "--output", type=click.Choice(["yaml", "json"]), help="Print the objects as YAML or JSON."
-    )(func)
-
-
-def _wait_options(func: Callable[P, R]) -> Callable[P, R]:
-    func = click.option(
-        "--timeout",
-        default="5m",
-        show_default=True,
-        callback=_duration,
-        help="How long --wait waits (30s, 5m, 1h).",
-    )(func)
-    return click.option("--wait", is_flag=True, help="Wait until it is done, and fail if it fails.")(func)
-
-
-def _market(ctx: click.Context, kubeconfig: str | None, context: str | None, namespace: str | None) -> Market:
-    base: Connection = ctx.find_object(Connection) or Connection()
-    return Connection(
-        kubeconfig=kubeconfig or base.kubeconfig,
-        context=context or base.context,
-        namespace=namespace or base.namespace,
-    ).market()
-
-
-def _print_object(obj: dict[str, Any] | list[dict[str, Any]], output: str) -> None:
-    click.echo(as_document(obj, output))
-
-
-def _note(text: str) -> None:
-    click.echo(text, err=True)
-
-
 # --- the group ---------------------------------------------------------------------------------------
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kubectl-market")
-@_connection_options
+@connection_options
 @click.pass_context
 def main(ctx: click.Context, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
     """Browse the Kubemart catalog and install, stop, resume and uninstall apps.
@@ -138,8 +72,8 @@ def main(ctx: click.Context, kubeconfig: str | None, context: str | None, namesp
 @click.argument("text", required=False)
 @click.option("--category", help="Only apps in this category.")
 @click.option("--source", help="Only apps of this MarketSource.")
-@_output_option
-@_connection_options
+@output_option
+@connection_options
 @click.pass_context
 def search(
     ctx: click.Context,
@@ -155,12 +89,12 @@ def search(
 
     TEXT matches name, title, description and keywords, ignoring case.
     """
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     found = [a for a in market.apps(source=source) if matches(a, text=text, category=category)]
     if output:
-        _print_object(found, output)
+        print_object(found, output)
     elif not found:
-        _note("No apps found." + ("" if text or category or source else " Is a MarketSource registered?"))
+        note("No apps found." + ("" if text or category or source else " Is a MarketSource registered?"))
     else:
         click.echo(search_table(found))
 
@@ -177,8 +111,8 @@ def _choose(market: Market, app: str, source: str | None) -> dict[str, Any]:
 @main.command()
 @click.argument("app")
 @click.option("--source", help="The MarketSource, when several offer the app.")
-@_output_option
-@_connection_options
+@output_option
+@connection_options
 @click.pass_context
 def info(
     ctx: click.Context,
@@ -193,10 +127,10 @@ def info(
 
     Versions, developer, price, requirements, and where it is installed in the namespace.
     """
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     found = _choose(market, app, source)
     if output:
-        _print_object(found, output)
+        print_object(found, output)
         return
     spec = found["spec"]
     try:
@@ -240,9 +174,9 @@ def _read_values_files(names: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--name", help="Name of the AppInstall (and of the helm release); default: the app's name.")
 @click.option("--source", help="The MarketSource, when several offer the app.")
 @click.option("--dry-run", is_flag=True, help="Print the AppInstall instead of creating it.")
-@_wait_options
-@_output_option
-@_connection_options
+@wait_options
+@output_option
+@connection_options
 @click.pass_context
 def install(
     ctx: click.Context,
@@ -267,12 +201,12 @@ def install(
     -f files merged in order (maps deeply, lists replaced), then --set, then --set-string.
     """
     values = values_from_flags(_read_values_files(files), sets, set_strings)
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     chosen = _choose(market, app, source)
     name = name or chosen["spec"]["app"]
     body = appinstall_body(name=name, namespace=market.namespace, app=chosen, version=version, values=values)
     if dry_run:
-        _print_object(body, output or "yaml")
+        print_object(body, output or "yaml")
         return
     try:
         created = market.create_install(body)
@@ -284,16 +218,16 @@ def install(
     if not output:
         click.echo(f"{KIND}/{name} created in namespace {market.namespace}")
     if wait:
-        created = _wait(market, name, want_phase="Running", timeout=timeout, quiet=bool(output))
+        created = wait_for_phase(market, name, want_phase="Running", timeout=timeout, quiet=bool(output))
     if output:
-        _print_object(created, output)
+        print_object(created, output)
 
 
 @main.command()
 @click.argument("name", required=False)
 @click.option("-A", "--all-namespaces", is_flag=True, help="AppInstalls of every namespace.")
-@_output_option
-@_connection_options
+@output_option
+@connection_options
 @click.pass_context
 def status(
     ctx: click.Context,
@@ -308,21 +242,21 @@ def status(
 
     Without NAME, every AppInstall of the namespace (or of all, with -A).
     """
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     found = [market.install(name)] if name else market.installs(all_namespaces=all_namespaces)
     if output:
-        _print_object(found[0] if name else found, output)
+        print_object(found[0] if name else found, output)
     elif not found:
         where = "" if all_namespaces else f" in namespace {market.namespace}"
-        _note(f"No apps installed{where}.")
+        note(f"No apps installed{where}.")
     else:
         click.echo(installs_table(found, now=datetime.now(UTC), with_namespace=all_namespaces))
 
 
 @main.command()
 @click.argument("name")
-@_output_option
-@_connection_options
+@output_option
+@connection_options
 @click.pass_context
 def history(
     ctx: click.Context,
@@ -333,22 +267,22 @@ def history(
     namespace: str | None,
 ) -> None:
     """Show an app's past operations, newest first."""
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     obj = market.install(name)
     entries = (obj.get("status") or {}).get("history") or []
     if output:
-        _print_object(entries, output)
+        print_object(entries, output)
     elif not entries:
-        _note(f"No history yet for {name}.")
+        note(f"No history yet for {name}.")
     else:
         click.echo(history_table(obj, now=datetime.now(UTC)))
 
 
 @main.command()
 @click.argument("name")
-@_wait_options
-@_output_option
-@_connection_options
+@wait_options
+@output_option
+@connection_options
 @click.pass_context
 def retry(
     ctx: click.Context,
@@ -365,15 +299,15 @@ def retry(
     Sets the annotation kubemart.io/reconcile-requested-at to a new value; use it after fixing
     what the operator complained about.
     """
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     stamp = datetime.now(UTC).isoformat(timespec="microseconds")
     obj = market.patch_install(name, {"metadata": {"annotations": {RECONCILE_ANNOTATION: stamp}}})
     if not output:
         click.echo(f"{KIND}/{name} retry requested ({RECONCILE_ANNOTATION}={stamp})")
     if wait:
-        obj = _wait_handled(market, name, stamp, timeout=timeout, quiet=bool(output))
+        obj = wait_handled(market, name, stamp, timeout=timeout, quiet=bool(output))
     if output:
-        _print_object(obj, output)
+        print_object(obj, output)
 
 
 def _set_stopped(
@@ -386,22 +320,22 @@ def _set_stopped(
     output: str | None,
     connection: tuple[str | None, str | None, str | None],
 ) -> None:
-    market = _market(ctx, *connection)
+    market = open_market(ctx, *connection)
     obj = market.patch_install(name, {"spec": {"stopped": stopped}})
     if not output:
         click.echo(f"{KIND}/{name} {'stopping' if stopped else 'resuming'}")
     if wait:
         want = "Stopped" if stopped else "Running"
-        obj = _wait(market, name, want_phase=want, timeout=timeout, quiet=bool(output))
+        obj = wait_for_phase(market, name, want_phase=want, timeout=timeout, quiet=bool(output))
     if output:
-        _print_object(obj, output)
+        print_object(obj, output)
 
 
 @main.command()
 @click.argument("name")
-@_wait_options
-@_output_option
-@_connection_options
+@wait_options
+@output_option
+@connection_options
 @click.pass_context
 def stop(
     ctx: click.Context,
@@ -430,9 +364,9 @@ def stop(
 
 @main.command()
 @click.argument("name")
-@_wait_options
-@_output_option
-@_connection_options
+@wait_options
+@output_option
+@connection_options
 @click.pass_context
 def resume(
     ctx: click.Context,
@@ -461,8 +395,8 @@ def resume(
 
 @main.command()
 @click.argument("name")
-@_wait_options
-@_connection_options
+@wait_options
+@connection_options
 @click.pass_context
 def uninstall(
     ctx: click.Context,
@@ -477,79 +411,12 @@ def uninstall(
 
     Deletes the AppInstall; the operator uninstalls the helm release.
     """
-    market = _market(ctx, kubeconfig, context, namespace)
+    market = open_market(ctx, kubeconfig, context, namespace)
     market.delete_install(name)
     click.echo(f"{KIND}/{name} deleted")
     if wait:
-        _wait_gone(market, name, timeout=timeout)
+        wait_gone(market, name, timeout=timeout)
         click.echo(f"{name} is uninstalled")
-
-
-# --- waiting ---------------------------------------------------------------------------------------------
-
-
-def _poll(
-    what: str,
-    probe: Callable[[], tuple[WaitState, dict[str, Any] | None]],
-    *,
-    goal: str,
-    timeout: float,
-    quiet: bool,
-) -> dict[str, Any] | None:
-    """Probe until done; progress lines go to stderr, so that -o output stays a clean document."""
-    deadline = time.monotonic() + timeout
-    said = ""
-    while True:
-        state, obj = probe()
-        if state.failed:
-            raise PluginError(f"{what} failed: {state.summary}")
-        if state.summary != said and not quiet:
-            _note(f"{what}: {state.summary}")
-            said = state.summary
-        if state.done:
-            return obj
-        if time.monotonic() >= deadline:
-            raise PluginError(
-                f"timed out after {timeout:g}s waiting for {what} {goal}; last: {state.summary}"
-            )
-        time.sleep(_POLL_SECONDS)
-
-
-def _wait(market: Market, name: str, *, want_phase: str, timeout: float, quiet: bool) -> dict[str, Any]:
-    def probe() -> tuple[WaitState, dict[str, Any] | None]:
-        obj = market.find_install(name)
-        return install_state(obj, want_phase=want_phase), obj
-
-    obj = _poll(name, probe, goal=f"to be {want_phase}", timeout=timeout, quiet=quiet)
-    assert obj is not None  # install_state is never done for a missing object
-    return obj
-
-
-def _wait_handled(market: Market, name: str, stamp: str, *, timeout: float, quiet: bool) -> dict[str, Any]:
-    def probe() -> tuple[WaitState, dict[str, Any] | None]:
-        obj = market.find_install(name)
-        if obj is None:
-            return WaitState(False, True, "it was deleted"), None
-        status = obj.get("status") or {}
-        if status.get("lastHandledReconcileAt") != stamp:
-            return WaitState(False, False, "waiting for the operator to take the retry"), obj
-        message = (condition(obj, "Ready") or {}).get("message")
-        summary = f"retried; {status.get('phase') or 'Pending'}" + (f": {message}" if message else "")
-        return WaitState(True, False, summary), obj
-
-    obj = _poll(name, probe, goal="to be retried", timeout=timeout, quiet=quiet)
-    assert obj is not None
-    return obj
-
-
-def _wait_gone(market: Market, name: str, *, timeout: float) -> None:
-    def probe() -> tuple[WaitState, dict[str, Any] | None]:
-        obj = market.find_install(name)
-        if obj is None:
-            return WaitState(True, False, "uninstalled"), None
-        return WaitState(False, False, (obj.get("status") or {}).get("phase") or "Uninstalling"), obj
-
-    _poll(name, probe, goal="to be uninstalled", timeout=timeout, quiet=False)
 
 
 # --- entry point -----------------------------------------------------------------------------------------
@@ -561,13 +428,13 @@ def run() -> None:
         # Without standalone mode click returns --help's and --version's exit code instead of exiting.
         code = main.main(prog_name="kubectl market", standalone_mode=False)
     except click.Abort:
-        _note("Aborted.")
+        note("Aborted.")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except (PluginError, InvalidSet, InvalidValues) as exc:
-        _note(f"error: {exc}")
+        note(f"error: {exc}")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

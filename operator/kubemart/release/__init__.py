@@ -1,0 +1,1 @@
+"""The AppInstall release engine: observe -> state -> decide -> actions/ -> summarize, tied by reconcile."""
