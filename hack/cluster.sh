@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The local control plane: a kwok cluster with the binary runtime, every component taken from bin/
 # (nothing is downloaded). Usage: cluster.sh up | down | status | dry-run
+# Services get a /16 (kube-apiserver's default /24 holds 254, fewer than the scale tests create). kwokctl
+# 0.8 files a component's extra args under the position of its first one: keep the components' first
+# args in the order kube-apiserver, kube-controller-manager, kube-scheduler, later ones after them.
 # There is one of each component and nothing restarts them, so leader election is off: with it, the
 # controller manager and scheduler exit for good when the API server is away for a few seconds.
 set -euo pipefail
@@ -26,6 +29,7 @@ create_args() {
     --extra-args kube-scheduler=bind-address=127.0.0.1 \
     --extra-args kube-controller-manager=leader-elect=false \
     --extra-args kube-scheduler=leader-elect=false \
+    --extra-args kube-apiserver=service-cluster-ip-range=10.96.0.0/16 \
     --kubeconfig "$kubeconfig"
 }
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -236,7 +237,7 @@ def test_unrelated_secrets_are_not_watched(
             lambda: (
                 sum(
                     1
-                    for a in objects.list("appinstalls", namespace)
+                    for a in objects.list("appinstalls", namespace=namespace)
                     if (a.get("status") or {}).get("phase") == "Running"
                 )
                 == count
@@ -247,13 +248,16 @@ def test_unrelated_secrets_are_not_watched(
         )
         reconciles = op.metric('kubemart_reconciles_total{kind="appinstall"}')
         core = client.CoreV1Api(k8s)
-        for i in range(300):
+
+        def churn(i: int) -> None:
+            name = f"unrelated-{i}"
             core.create_namespaced_secret(
-                namespace,
-                client.V1Secret(metadata=client.V1ObjectMeta(name=f"unrelated-{i}"), string_data={"k": "v"}),
+                namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=name), string_data={"k": "v"})
             )
-        for i in range(300):
-            core.patch_namespaced_secret(f"unrelated-{i}", namespace, {"stringData": {"k": "w"}})
+            core.patch_namespaced_secret(name, namespace, {"stringData": {"k": "w"}})
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(churn, range(300)))
         # A watched one, afterwards: once its event is counted, every earlier event was seen too.
         core.create_namespaced_secret(
             namespace,

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubemart.adapters.helm import Helm, Slot
-from kubemart.adapters.kube import AppInstallResource, Body, Kube
+from kubemart.adapters.kube import AppInstallResource, Body, Kube, KubeError
 from kubemart.domain.conditions import Summary
 from kubemart.domain.triggers import requested_at
 from kubemart.models.appinstall import AppInstall, AppInstallStatus, OwnedRelease
@@ -72,7 +72,12 @@ class ReleaseEngine:
             await self._write(body, None, Summary(False, "InvalidSpec", message, stalled=True))
             return Result()
         if FINALIZER not in (body["metadata"].get("finalizers") or []):
-            body = await add_finalizer(self.kube, body)
+            try:
+                body = await add_finalizer(self.kube, body)
+            except KubeError as err:
+                if err.conflict:
+                    return Result(requeue_after=0.5)  # changed meanwhile: the newest body comes with its event
+                raise
         state = await self.observer.observe(app, body)
         decision = decide(state, now=time.time())
         log.debug("%s/%s: %s (%s)", *key, decision.action.value, decision.why)
