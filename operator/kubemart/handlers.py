@@ -17,6 +17,7 @@ from kubemart.adapters.kube import Kube, MarketSourceResource
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.runtime import metrics
+from kubemart.runtime.bounded_http import limits_from
 from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.http_server import RuntimeServer
 from kubemart.runtime.settings import Settings
@@ -55,7 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     memo.payments.remember = memo.pays.record
     memo.webhooks = WebhookServer(lambda session: _webhook_secrets(memo, session), memo.pays.wake)
     if cfg.webhook_port:
-        await memo.webhooks.start(cfg.webhook_port)
+        await memo.webhooks.start(cfg.webhook_port, host=cfg.webhook_bind_address, limits=limits_from(cfg))
     memo.drift = DriftWatcher(
         kube,
         lambda ns, release: memo.apps.wake(_owners(memo, ns, release)),
@@ -65,7 +66,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     view = RuntimeView(memo.sources, memo.apps, memo.pays, memo.helm, memo.drift, memo.webhooks)
     memo.runtime = RuntimeServer(view.state)
     if cfg.metrics_port:
-        await memo.runtime.start(cfg.metrics_port)
+        await memo.runtime.start(cfg.metrics_port, host=cfg.metrics_bind_address, limits=limits_from(cfg))
     logger.info("kubemart operator %s started", __version__)
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from kubemart.domain.webhooks import BadSignature, verify_signature
 from kubemart.runtime import logs
+from kubemart.runtime.bounded_http import BoundedServer, ServerLimits
 
 log = logging.getLogger("kubemart.webhooks")
 
@@ -26,23 +27,23 @@ class WebhookServer:
     def __init__(self, secrets_for: SecretFor, wake: Callable[[list[object]], None]) -> None:
         self.secrets_for = secrets_for
         self.wake = wake
-        self._runner: web.AppRunner | None = None
+        self._server: BoundedServer | None = None
 
-    async def start(self, port: int) -> None:
-        app = web.Application(client_max_size=64 * 1024)
-        app.router.add_post("/webhooks/payment", self.payment)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "0.0.0.0", port).start()
+    async def start(self, port: int, host: str = "0.0.0.0", limits: ServerLimits | None = None) -> None:
+        """Serve on `host`:`port`, bounded (connections, deadlines, a 64 KiB body: runtime.bounded_http)."""
+        self._server = BoundedServer(name="webhooks", limits=limits or ServerLimits())
+        self._server.app.router.add_post("/webhooks/payment", self.payment)
+        await self._server.start(host, port)
 
     @property
     def running(self) -> bool:
         """Whether it listens (for the runtime view)."""
-        return self._runner is not None
+        return self._server is not None
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     async def payment(self, request: web.Request) -> web.Response:
         body = await request.read()
