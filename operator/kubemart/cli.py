@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import sys
+import threading
 from typing import Any
 
 import click
@@ -13,6 +16,39 @@ from pydantic import ValidationError
 from kubemart import __version__
 from kubemart.runtime import logs
 from kubemart.runtime.settings import Settings
+
+STACK_BYTES = 64 * 1024 * 1024
+"""C stack for the main thread (raised to at start-up) and for every thread started after."""
+RECURSION_LIMIT = 15_000
+"""Enough to decode the deepest JSON the API server stores (10,000 levels) under kopf's own frames."""
+_BYTES_PER_LEVEL = 4096
+"""The most C stack one level of recursion was measured to take (through C calls, e.g. sorted(key=))."""
+
+
+def harden_process() -> int:
+    """Let the operator decode every object the API server can hold, without crashing; returns the limit set.
+
+    The API server keeps objects nested up to 10,000 levels deep. kopf decodes watch events and LISTs
+    with `json.loads`, which recurses once per level, so with Python's default limit of 1,000 one such
+    AppInstall made the watcher die, and at every restart again (the initial LIST holds it). The
+    limit is raised to RECURSION_LIMIT, and the C stack made big enough for that to be safe, never a
+    segfault: the main thread's stack may grow up to the soft RLIMIT_STACK, which is raised (within
+    the hard limit); other threads get STACK_BYTES each. Values are then bounded before anything else
+    recursive touches them (domain.bounds).
+    """
+    threading.stack_size(STACK_BYTES)
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft != resource.RLIM_INFINITY and soft < STACK_BYTES:
+        wanted = STACK_BYTES if hard == resource.RLIM_INFINITY else min(STACK_BYTES, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_STACK, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    stack = STACK_BYTES if soft == resource.RLIM_INFINITY else min(soft, STACK_BYTES)
+    limit = max(sys.getrecursionlimit(), min(RECURSION_LIMIT, stack // _BYTES_PER_LEVEL))
+    sys.setrecursionlimit(limit)
+    return limit
 
 
 class _QuietEventHandlers(logging.Filter):
@@ -80,6 +116,12 @@ def run(
         raise click.ClickException(f"bad KUBEMART_* setting: {err}") from None
     # Text for people, or JSON lines (KUBEMART_LOG_FORMAT=json); both name the object a line is about.
     logs.configure(settings.log_format, verbose=verbose)
+    limit = harden_process()
+    if limit < RECURSION_LIMIT:
+        logging.getLogger("kubemart").warning(
+            "the stack limit (ulimit -s) allows objects nested %d levels deep, not the API server's 10,000",
+            limit,
+        )
     # Health probes, every API request and every watch event handled are not news.
     for noisy in ("aiohttp.access", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

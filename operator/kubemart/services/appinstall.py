@@ -28,6 +28,7 @@ from kubemart.adapters.kube import (
     MarketAppResource,
     MarketSourceResource,
 )
+from kubemart.domain.bounds import ValueLimits, check_values
 from kubemart.domain.catalog import object_name
 from kubemart.domain.conditions import Summary
 from kubemart.domain.durations import parse_duration
@@ -35,7 +36,7 @@ from kubemart.domain.entrances import entrances_from
 from kubemart.domain.release_plan import PENDING, Action, Desired, Observed, decide
 from kubemart.domain.tenancy import Account, forbidden_message
 from kubemart.domain.triggers import requested_at
-from kubemart.domain.values import InvalidValues, merge_values, parse_values_document, values_hash
+from kubemart.domain.values import InvalidValues, effective_values, merge_values, values_hash
 from kubemart.domain.versions import InvalidConstraint, parse_constraint, resolve_version
 from kubemart.models.appinstall import (
     AppInstall,
@@ -115,6 +116,19 @@ class AppInstalls:
         meta = body["metadata"]
         if meta.get("deletionTimestamp"):
             return await self._finalize(body)
+        # Before anything recursive (validation, merge, hash, helm) touches a tenant's free-form values.
+        limits = self._value_limits()
+        refused = check_values(
+            (body.get("spec") or {}).get("values"),
+            max_depth=limits.max_depth,
+            max_nodes=limits.max_nodes,
+            max_bytes=limits.max_bytes,
+        )
+        if refused is not None:
+            status = AppInstallStatus.model_validate(body.get("status") or {})
+            return await self._problem(
+                key, body, status, Problem("InvalidSpec", f"{refused}.", stalled=True, phase=Phase.FAILED)
+            )
         try:
             app = AppInstall.model_validate(body)
         except ValidationError as exc:
@@ -298,8 +312,12 @@ class AppInstalls:
             )
         return by_version[chosen]
 
+    def _value_limits(self) -> ValueLimits:
+        cfg = self.settings
+        return ValueLimits(cfg.values_max_depth, cfg.values_max_nodes, cfg.values_max_bytes)
+
     async def _values(self, app: AppInstall, namespace: str) -> dict[str, Any]:
-        layers: list[dict[str, Any]] = []
+        documents: list[tuple[str, str]] = []
         for ref in app.spec.values_from:
             what = f"{ref.kind.value} {namespace}/{ref.name}"
             try:
@@ -318,13 +336,14 @@ class AppInstalls:
                     f"{missing} named in spec.valuesFrom does not exist; create it or mark the entry optional.",
                     phase=Phase.PENDING,
                 )
-            try:
-                layers.append(parse_values_document(data[ref.key], source=f"{what} key {ref.key}"))
-            except InvalidValues as exc:
-                raise Problem("InvalidValues", f"{exc}; fix it.", stalled=True, phase=Phase.FAILED) from exc
-        if app.spec.values:
-            layers.append(app.spec.values)
-        return merge_values(layers)
+            documents.append((f"{what} key {ref.key}", data[ref.key]))
+        try:
+            # Parsing a tenant's YAML is the heavy part (bounded in size, depth and time): off the loop.
+            return await asyncio.to_thread(
+                effective_values, documents, app.spec.values, limits=self._value_limits()
+            )
+        except InvalidValues as exc:
+            raise Problem("InvalidValues", f"{exc}; fix it.", stalled=True, phase=Phase.FAILED) from exc
 
     async def _namespace_exists(self, name: str) -> bool:
         try:
