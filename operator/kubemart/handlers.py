@@ -16,7 +16,7 @@ from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Kube, MarketSourceResource
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.models.resource import GROUP, VERSION
-from kubemart.runtime import metrics
+from kubemart.runtime import kopf_bounds, metrics
 from kubemart.runtime.bounded_http import limits_from
 from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.http_server import RuntimeServer
@@ -37,6 +37,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+    kopf_bounds.apply(settings)  # no deep copy of each object at each event (we have no change handlers)
     cfg = Settings()
     kube = Kube.from_environment()
     memo.settings = cfg
