@@ -37,7 +37,8 @@ from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from attacks import Env, bench_attacks  # noqa: E402 - bench/ is on the path as the script's own directory
+from attack_kit import Env  # noqa: E402 - bench/ is on the path: the script's own directory
+from attacks import attacks_report, bench_attacks  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
 from support.repo import ChartRepo  # noqa: E402
@@ -552,31 +553,6 @@ def _sections(text: str) -> dict[str, list[str]]:
 def _in_order(lines: list[str]) -> list[str]:
     sections = _sections("\n".join(lines))
     return [line for letter in sorted(sections) for line in sections[letter]]
-
-
-def attacks_report(f: dict[str, Any], when: str) -> list[str]:
-    lines = [
-        f"### (f) Attacks: issue #9, points 5-11, replayed ({f.get('when', when)})",
-        "",
-        "Each case against a fresh operator. Loop lag: `kubemart_event_loop_lag_max_seconds` (- where the",
-        "operator has no such metric); health: the slowest answer of kopf's health endpoint, on the same loop,",
-        "polled every 0.2 s; load: the machine's 1-minute load average at the end (2 cores, shared).",
-        "Targets: peak RSS under 300 MiB, loop lag under 1 s.",
-        "",
-        "| case | what happened | alive | peak RSS | loop lag | health | tracebacks | load |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for c in f["cases"]:
-        lag = "-" if c.get("loop_lag_max_s") is None else f"{c['loop_lag_max_s']} s"
-        outcome = str(c.get("outcome", "")).replace("|", "/")
-        if "alive" not in c:
-            lines.append(f"| {c['case']} | {outcome} | | | | | | |")
-            continue
-        lines.append(
-            f"| {c['case']} | {outcome} | {'yes' if c['alive'] else '**no**'} | {c['peak_rss_mib']} MiB "
-            f"| {lag} | {c['health_max_s']} s | {c['tracebacks']} | {c.get('load', '')} |"
-        )
-    return [*lines, ""]
 
 
 def run_attacks(
