@@ -116,9 +116,11 @@ class AppInstalls:
         meta = body["metadata"]
         if meta.get("deletionTimestamp"):
             return await self._finalize(body)
-        # Before anything recursive (validation, merge, hash, helm) touches a tenant's free-form values.
+        # Before anything recursive (validation, merge, hash, helm) touches a tenant's free-form values;
+        # in a thread, as up to max_nodes steps would hold the event loop for a large one.
         limits = self._value_limits()
-        refused = check_values(
+        refused = await asyncio.to_thread(
+            check_values,
             (body.get("spec") or {}).get("values"),
             max_depth=limits.max_depth,
             max_nodes=limits.max_nodes,
