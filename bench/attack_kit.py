@@ -38,6 +38,7 @@ class Operator(Protocol):
     def peak_rss_mib(self) -> float: ...
     def rss_mib(self) -> float: ...
     def stop(self) -> None: ...
+    def kill(self) -> None: ...
 
 
 @dataclass
@@ -134,7 +135,11 @@ def run_case(
         result["seconds"] = round(time.monotonic() - started, 1)
         result["load"] = round(os.getloadavg()[0], 1)  # other work on this machine slows the loop too
         if alive:
-            op.stop()
+            try:
+                op.stop()
+            except subprocess.TimeoutExpired:
+                result["outcome"] = f"{result.get('outcome')}; did not stop within 60 s of SIGTERM (killed)"
+                op.kill()
     print(json.dumps(result), flush=True)
     return result
 

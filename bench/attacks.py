@@ -327,7 +327,7 @@ def attacks_report(f: dict[str, Any], when: str) -> list[str]:
     lines = [
         f"### (f) Attacks: issue #9, points 5-11, replayed ({f.get('when', when)})",
         "",
-        "Each case against a fresh operator. Loop lag: `kubemart_event_loop_lag_max_seconds` (- where the",
+        "Each case against a fresh operator. Loop lag: `kubemart_event_loop_lag_max_seconds` (`-`: the",
         "operator has no such metric); health: the slowest answer of kopf's health endpoint, on the same loop,",
         "polled every 0.2 s; load: the machine's 1-minute load average at the end (2 cores, shared).",
         "Targets: peak RSS under 300 MiB, loop lag under 1 s.",
