@@ -29,5 +29,10 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
-def apply(settings: kopf.OperatorSettings) -> None:
+def apply(settings: kopf.OperatorSettings, registry: kopf.OperatorRegistry | None = None) -> bool:
+    """Turn the essence off, unless change handlers are registered (they need it); True if turned off."""
+    registry = registry or kopf.get_default_registry()
+    if registry._changing.get_all_handlers():  # kopf has no public way to ask
+        return False
     settings.persistence.diffbase_storage = NoDiffBase()
+    return True
