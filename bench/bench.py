@@ -4,7 +4,9 @@
 (b) 50 AppInstalls applied at once, against 50 direct helm installs run 4 at a time;
 (c) a catalog of 5,000 generated charts: first sync, an unchanged re-sync, API writes, peak RSS;
 (d) drift repair time and the cost of idling with 200 apps;
-(e) leader hand-over with two replicas: SIGTERM (the Lease is released) against SIGKILL (it must expire).
+(e) leader hand-over with two replicas: SIGTERM (the Lease is released) against SIGKILL (it must expire);
+(f) attacks: every case of issue #9 replayed against a fresh operator each, its peak RSS and loop lag
+    (bench/attacks.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -35,8 +37,11 @@ from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from attack_kit import Env  # noqa: E402 - bench/ is on the path: the script's own directory
+from attacks import attacks_report, bench_attacks  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
+from support.repo import ChartRepo  # noqa: E402
 
 BIN = ROOT / "bin"
 KUBECONFIG = os.environ.get("KUBECONFIG", str(ROOT / ".cluster" / "kubeconfig"))
@@ -74,11 +79,12 @@ class Operator:
     def __init__(self, log: Path, args: tuple[str, ...] = ()) -> None:
         self.health = free_port()
         self.metrics = free_port()
+        self.webhook = free_port()
         self.log = log
         exe = Path(sys.executable).with_name("kubemart")
         extra = {
             "KUBEMART_METRICS_PORT": str(self.metrics),
-            "KUBEMART_WEBHOOK_PORT": str(free_port()),
+            "KUBEMART_WEBHOOK_PORT": str(self.webhook),
             "KUBEMART_CHART_CACHE_DIR": tempfile.mkdtemp(),
         }
         with log.open("ab") as f:
@@ -511,11 +517,71 @@ def write_report(results: dict[str, Any], command: str) -> None:
             f"| **ratio** | **{e['ratio']}** |",
             "",
         ]
+    f = results.get("attacks")
+    if f:
+        lines += attacks_report(f, results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
     head = text.split(marker)[0].rstrip() + "\n\n" if marker in text else text.rstrip() + "\n\n"
-    doc.write_text(head + marker + "\n\n" + "\n".join(lines))
+    kept = _sections(text.split(marker, 1)[1]) if marker in text else {}
+    for letter in {k for k in "abcdef" if f"### ({k})" not in "\n".join(lines)}:
+        if letter in kept:  # measured earlier, not in this run nor in bench/results/latest.json
+            lines += kept[letter]
+    lines = lines[:5] + _in_order(lines[5:])
+    doc.write_text(head + marker + "\n\n" + "\n".join(lines).rstrip() + "\n")
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """The `### (x) ...` sections of the results already in the document, by letter."""
+    out: dict[str, list[str]] = {}
+    letter = None
+    for line in text.splitlines():
+        m = re.match(r"### \(([a-z])\)", line)
+        if m:
+            letter = m.group(1)
+            out[letter] = []
+        if letter is not None:
+            out[letter].append(line)
+    for block in out.values():
+        while block and not block[-1].strip():
+            block.pop()
+        block.append("")
+    return out
+
+
+def _in_order(lines: list[str]) -> list[str]:
+    sections = _sections("\n".join(lines))
+    return [line for letter in sorted(sections) for line in sections[letter]]
+
+
+def run_attacks(
+    custom: client.CustomObjectsApi, core: client.CoreV1Api, tmp: Path, chosen: list[str] | None
+) -> dict[str, Any]:
+    """(f): a catalog with the test chart `hello` (it takes a nodeSelector), then every case."""
+    repo = ChartRepo(tmp / "attack-repo")
+    repo.add_chart("hello", "0.1.0")
+    source = f"bench-attacks-{uuid.uuid4().hex[:6]}"
+    serving = Operator(tmp / "attack-setup.log")  # only to sync the catalog once
+    try:
+        create_source(custom, source, repo.url)
+    finally:
+        serving.stop()
+    env = Env(
+        custom=custom,
+        core=core,
+        start_operator=lambda name: Operator(
+            tmp / f"attack-{re.sub(r'[^a-z0-9]+', '-', name.lower())[:40]}.log"
+        ),
+        kubectl=kubectl,
+        source=source,
+        tmp=tmp,
+    )
+    try:
+        return bench_attacks(env, chosen)
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "marketsources", source)
+        repo.close()
 
 
 def main() -> int:
@@ -526,17 +592,18 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--idle", type=float, default=300)
     parser.add_argument("--handovers", type=int, default=3)
-    parser.add_argument(
-        "--only", choices=["single", "batch", "catalog", "drift", "handover"], action="append"
-    )
+    sections = ["single", "batch", "catalog", "drift", "handover", "attacks"]
+    parser.add_argument("--only", choices=sections, action="append")
+    parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()
-    only = set(args.only or ["single", "batch", "catalog", "drift", "handover"])
+    only = set(args.only or sections)
     config.load_kube_config(KUBECONFIG)
     custom, core = client.CustomObjectsApi(), client.CoreV1Api()
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(ROOT / "crds"))
     tmp = Path(tempfile.mkdtemp(prefix="kubemart-bench-"))
-    op = Operator(tmp / "operator.log")
+    # (f) runs operators of its own, one per case, with no other operator running.
+    op = Operator(tmp / "operator.log") if only - {"attacks"} else None
     results: dict[str, Any] = {
         "when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "helm": subprocess.run(
@@ -558,23 +625,28 @@ def main() -> int:
                 results["batch"] = bench_batch(custom, core, source, chart, args.batch)
                 print(json.dumps(results["batch"]), flush=True)
             if "drift" in only:
+                assert op is not None
                 results["drift"] = bench_drift(custom, core, op, source, args.apps, args.idle)
                 print(json.dumps(results["drift"]), flush=True)
             custom.delete_cluster_custom_object(GROUP, VERSION, "marketsources", source)
         if "catalog" in only:
+            assert op is not None
             results["catalog"] = bench_catalog(custom, op, tmp, args.charts)
             print(json.dumps(results["catalog"]), flush=True)
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)
     finally:
-        op.stop()
+        if op is not None:
+            op.stop()
+    if "attacks" in only:
+        results["attacks"] = run_attacks(custom, core, tmp, args.attack)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     latest = out / "latest.json"
     # Sections not run this time keep their last figures (each says when it was measured).
     previous = json.loads(latest.read_text()) if latest.exists() else {}
-    for section in ("single", "batch", "catalog", "drift", "handover"):
+    for section in sections:
         if section in results:
             results[section]["when"] = results["when"]
         elif section in previous:

@@ -18,6 +18,7 @@ from kubemart.release import claims
 from kubemart.release.live import LiveObjects
 from kubemart.release.reconcile import ReleaseEngine
 from kubemart.runtime import metrics
+from kubemart.runtime.bounded_http import limits_from
 from kubemart.runtime.controller import Controller, Key
 from kubemart.runtime.http_server import RuntimeServer
 from kubemart.runtime.index import Index, Store
@@ -129,15 +130,16 @@ class App:
         self, *, webhook_socket: socket.socket | None, metrics_socket: socket.socket | None
     ) -> None:
         """Serve on the sockets cli.py bound, or (a leader elected after start-up) bind the ports now."""
+        cfg, limits = self.settings, limits_from(self.settings)
         if webhook_socket is not None:
-            await self.webhooks.start_on(webhook_socket)
-        elif self.settings.webhook_port:
-            await self.webhooks.start(self.settings.webhook_port)
+            await self.webhooks.start_on(webhook_socket, limits)
+        elif cfg.webhook_port:
+            await self.webhooks.start(cfg.webhook_port, host=cfg.webhook_bind_address, limits=limits)
         self.drift.start()
         if metrics_socket is not None:
-            await self.runtime.start_on(metrics_socket)
-        elif self.settings.metrics_port:
-            await self.runtime.start(self.settings.metrics_port)
+            await self.runtime.start_on(metrics_socket, limits)
+        elif cfg.metrics_port:
+            await self.runtime.start(cfg.metrics_port, host=cfg.metrics_bind_address, limits=limits)
 
     async def close(self) -> None:
         await self.runtime.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import socket
+import sys
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +19,39 @@ from kubemart.runtime.settings import Settings
 
 # kopf (and the Kubernetes client under it) takes seconds to import: it is imported only once the
 # settings and ports checked out, so that a bad setting or a busy port is reported at once.
+
+STACK_BYTES = 64 * 1024 * 1024
+"""C stack for the main thread (raised to at start-up) and for every thread started after."""
+RECURSION_LIMIT = 15_000
+"""Enough to decode the deepest JSON the API server stores (10,000 levels) under kopf's own frames."""
+_BYTES_PER_LEVEL = 4096
+"""The most C stack one level of recursion was measured to take (through C calls, e.g. sorted(key=))."""
+
+
+def harden_process() -> int:
+    """Let the operator decode every object the API server can hold, without crashing; returns the limit set.
+
+    The API server keeps objects nested up to 10,000 levels deep. kopf decodes watch events and LISTs
+    with `json.loads`, which recurses once per level, so with Python's default limit of 1,000 one such
+    AppInstall made the watcher die, and at every restart again (the initial LIST holds it). The
+    limit is raised to RECURSION_LIMIT, and the C stack made big enough for that to be safe, never a
+    segfault: the main thread's stack may grow up to the soft RLIMIT_STACK, which is raised (within
+    the hard limit); other threads get STACK_BYTES each. Values are then bounded before anything else
+    recursive touches them (domain.bounds).
+    """
+    threading.stack_size(STACK_BYTES)
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft != resource.RLIM_INFINITY and soft < STACK_BYTES:
+        wanted = STACK_BYTES if hard == resource.RLIM_INFINITY else min(STACK_BYTES, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_STACK, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    stack = STACK_BYTES if soft == resource.RLIM_INFINITY else min(soft, STACK_BYTES)
+    limit = max(sys.getrecursionlimit(), min(RECURSION_LIMIT, stack // _BYTES_PER_LEVEL))
+    sys.setrecursionlimit(limit)
+    return limit
 
 
 class _QuietEventHandlers(logging.Filter):
@@ -83,8 +119,15 @@ def run(
         raise click.ClickException(f"bad KUBEMART_* setting: {err}") from None
     # Every port is bound (or refused) before kopf starts: a busy port is one clear line and exit 1,
     # never a startup handler that kopf retries every minute.
-    webhook_socket = _listen(settings.webhook_port, "payment webhooks", "KUBEMART_WEBHOOK_PORT")
-    metrics_socket = _listen(settings.metrics_port, "metrics and the runtime view", "KUBEMART_METRICS_PORT")
+    webhook_socket = _listen(
+        settings.webhook_bind_address, settings.webhook_port, "payment webhooks", "KUBEMART_WEBHOOK_PORT"
+    )
+    metrics_socket = _listen(
+        settings.metrics_bind_address,
+        settings.metrics_port,
+        "metrics and the runtime view",
+        "KUBEMART_METRICS_PORT",
+    )
     _check_free(liveness_endpoint)
 
     import kopf
@@ -93,6 +136,12 @@ def run(
 
     # Text for people, or JSON lines (KUBEMART_LOG_FORMAT=json); both name the object a line is about.
     logs.configure(settings.log_format, verbose=verbose)
+    limit = harden_process()
+    if limit < RECURSION_LIMIT:
+        logging.getLogger("kubemart").warning(
+            "the stack limit (ulimit -s) allows objects nested %d levels deep, not the API server's 10,000",
+            limit,
+        )
     # Health probes, every API request and every watch event handled are not news.
     for noisy in ("aiohttp.access", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -148,19 +197,19 @@ def run(
     raise SystemExit(code)
 
 
-def _listen(port: int, what: str, setting: str) -> socket.socket | None:
+def _listen(host: str, port: int, what: str, setting: str) -> socket.socket | None:
     """A listening socket on `port` (0: the feature is off), or a one-line exit saying which setting to change."""
     if not port:
         return None
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind(("0.0.0.0", port))
+        sock.bind((host, port))
         sock.listen(128)
     except OSError as exc:
         sock.close()
         raise click.ClickException(
-            f"cannot listen on port {port} for {what}: {exc.strerror or exc}; "
+            f"cannot listen on {host} port {port} for {what}: {exc.strerror or exc}; "
             f"set {setting} to a free port, or 0 to turn it off"
         ) from None
     sock.setblocking(False)

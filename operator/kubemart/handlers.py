@@ -17,7 +17,7 @@ from kubemart.adapters.kube import Kube
 from kubemart.app import App
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.release import claims
-from kubemart.runtime import metrics
+from kubemart.runtime import kopf_bounds, metrics
 from kubemart.runtime.controller import key_of
 
 WATCH_LABEL = {"kubemart.io/watch": "true"}
@@ -32,6 +32,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+    kopf_bounds.apply(settings)  # no deep copy of each object at each event (we have no change handlers)
     try:
         app = App.build(
             memo.settings, Kube.from_environment(), namespaces=list(memo.get("namespaces") or []) or None

@@ -44,6 +44,8 @@ def test_every_exposed_metric_is_on_the_dashboard() -> None:
         "Operation duration",
         "Drift corrections",
         "Catalog writes per second",
+        "Event loop lag",
+        "HTTP connections",
     ],
 )
 def test_the_panels_admins_look_for(title: str) -> None:

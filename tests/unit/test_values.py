@@ -5,12 +5,21 @@ from __future__ import annotations
 import copy
 import datetime
 import hashlib
+import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
-from kubemart.domain.values import InvalidValues, merge_values, parse_values_document, values_hash
+from kubemart.domain.bounds import ValueLimits
+from kubemart.domain.values import (
+    InvalidValues,
+    effective_values,
+    merge_values,
+    parse_values_document,
+    values_hash,
+)
 
 SOURCE = "ConfigMap demo/settings key values.yaml"
 
@@ -184,10 +193,16 @@ def test_parse_values_document(text: str, expected: dict[str, Any]) -> None:
     ("text", "message"),
     [
         pytest.param("a: [1\n", "is not valid YAML", id="unclosed list"),
-        pytest.param("a: 1\n b: 2\n", "mapping values are not allowed here (line 2", id="bad indentation"),
-        pytest.param("a: 1\n---\nb: 2\n", "expected a single document", id="two documents"),
         pytest.param(
-            "a: !!python/object/apply:os.system [ls]\n", "could not determine a constructor", id="unsafe tag"
+            "a: 1\n b: 2\n", "mapping values are not allowed in this context (line 2", id="bad indentation"
+        ),
+        pytest.param(
+            "a: 1\n---\nb: 2\n", "holds 2 YAML documents where one was expected", id="two documents"
+        ),
+        pytest.param(
+            "a: !!python/object/apply:os.system [ls]\n",
+            "the tag !!python/object/apply:os.system is not allowed",
+            id="unsafe tag",
         ),
         pytest.param("- a\n- b\n", "must be a YAML mapping", id="list"),
         pytest.param("- a\n- b\n", "it is a list of 2 item(s)", id="list described"),
@@ -202,3 +217,100 @@ def test_parse_values_document_rejects_with_source_and_reason(text: str, message
     assert str(caught.value).startswith(SOURCE)
     assert message in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+# --- issue #9: values that are valid YAML but not what Helm can take, and inputs that are too much ---------
+
+
+def _deep(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _bomb(levels: int = 9, width: int = 9) -> str:
+    """A few hundred bytes of nested aliases that expand to width**levels strings."""
+    lines = ["a: &a [" + ",".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        prev, cur = chr(ord("a") + i - 1), chr(ord("a") + i)
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "buildDate: 2024-01-01\n", {"buildDate": "2024-01-01"}, id="unquoted date stays a string"
+        ),
+        pytest.param(
+            "at: 2024-01-01 10:00:00\n", {"at": "2024-01-01 10:00:00"}, id="timestamp stays a string"
+        ),
+        pytest.param(
+            "1: one\ntrue: yes\n", {"1": "one", "true": True}, id="non-string keys read as Helm does"
+        ),
+    ],
+)
+def test_values_read_as_helm_reads_them(text: str, expected: dict[str, Any]) -> None:
+    values = parse_values_document(text, source=SOURCE)
+    assert values == expected
+    json.dumps(values)  # helm is given JSON
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        pytest.param(
+            "cert: !!binary aGVsbG8=\n", ["!!binary values are not allowed", "(line 1)"], id="binary"
+        ),
+        pytest.param("a: 1\nhosts: !!set {a, b}\n", ["!!set", "(line 2)"], id="set"),
+        pytest.param("x: 1\n1: a\n'1': b\n", ["the key '1' appears twice", "(line 3)"], id="keys 1 and '1'"),
+        pytest.param("a: 1\na: 2\n", ["the key 'a' appears twice"], id="duplicate key"),
+        pytest.param(
+            "a: " + "[" * 40 + "]" * 40 + "\n", ["nesting is deeper than 32 levels"], id="deep nesting"
+        ),
+        pytest.param(_bomb(), ["expands to more than", "aliases"], id="alias bomb"),
+    ],
+)
+def test_values_helm_cannot_take_are_refused_naming_source_and_line(text: str, words: list[str]) -> None:
+    start = time.perf_counter()
+    with pytest.raises(InvalidValues) as caught:
+        effective_values([(SOURCE, text)], None, limits=ValueLimits())
+    assert time.perf_counter() - start < 1.0
+    message = str(caught.value)
+    assert message.startswith(SOURCE)
+    for word in words:
+        assert word in message, message
+
+
+def test_effective_values_merge_documents_in_order_then_inline() -> None:
+    docs = [("ConfigMap a key v", "x: 1\ny: {p: 1}\n"), ("Secret b key v", "y: {q: 2}\nz: 3\n")]
+    values = effective_values(docs, {"z": 4}, limits=ValueLimits())
+    assert values == {"x": 1, "y": {"p": 1, "q": 2}, "z": 4}
+
+
+@pytest.mark.parametrize(
+    ("docs", "inline", "words"),
+    [
+        pytest.param([], {"a": _deep(40)}, ["spec.values is nested more than 32 levels"], id="deep inline"),
+        pytest.param([], {"s": "x" * 2000}, ["spec.values is larger than 1000 bytes"], id="large inline"),
+        pytest.param(
+            [
+                ("ConfigMap a key v", "a: " + "x" * 600 + "\n"),
+                ("ConfigMap b key v", "b: " + "y" * 600 + "\n"),
+            ],
+            None,
+            ["the merged values document (spec.valuesFrom, then spec.values) is larger than 1000 bytes"],
+            id="merged too large",
+        ),
+    ],
+)
+def test_values_beyond_the_bounds_are_refused(
+    docs: list[tuple[str, str]], inline: dict[str, Any] | None, words: list[str]
+) -> None:
+    limits = ValueLimits(max_depth=32, max_nodes=1000, max_bytes=1000)
+    with pytest.raises(InvalidValues) as caught:
+        effective_values(docs, inline, limits=limits)
+    for word in words:
+        assert word in str(caught.value), str(caught.value)

@@ -5,6 +5,12 @@ values documents from ConfigMaps, then inline values) and hands Helm one merged 
 own rules for several ``-f`` files rather than pyhelm3's (which concatenates lists when given
 several dicts): maps merge key by key, anything else (lists included) is replaced whole, and an
 explicit ``null`` survives, because Helm reads ``null`` as "delete this chart default".
+
+Values documents come from tenants' ConfigMaps and Secrets, so they are read with
+`domain.safe_yaml` (aliases counted expanded, depth and time bounded; dates stay strings as Helm
+sees them; ``!!binary``, ``!!set`` and duplicate keys refused), and what Helm is given is bounded
+(`domain.bounds`). Reading is the heavy part: `effective_values` does all of it, and is meant to
+run off the event loop.
 """
 
 from __future__ import annotations
@@ -17,13 +23,62 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
+from kubemart.domain import safe_yaml
+from kubemart.domain.bounds import ValueLimits, check_values
 
-__all__ = ["InvalidValues", "merge_values", "parse_values_document", "values_hash"]
+__all__ = [
+    "InvalidValues",
+    "effective_values",
+    "merge_values",
+    "parse_values_document",
+    "values_hash",
+]
 
 
 class InvalidValues(ValueError):
-    """A values document that is not valid YAML or not a mapping; the message names its source."""
+    """Values that are not valid YAML, not a mapping, or beyond a bound; the message names their source."""
+
+
+def effective_values(
+    documents: Sequence[tuple[str, str]],
+    inline: Mapping[str, Any] | None,
+    *,
+    limits: ValueLimits,
+    seconds: float = 5.0,
+) -> dict[str, Any]:
+    """Pure, but heavy (run it off the event loop): the values Helm is given.
+
+    `documents` are (source, YAML text) pairs, e.g. ``("ConfigMap team-a/settings key values.yaml",
+    text)``, merged in order; `inline` (``spec.values``) wins last. Each document is read within
+    `limits` and `seconds`; the merged result must be within `limits` too. Raises `InvalidValues`.
+    """
+    layers = [
+        parse_values_document(text, source=source, limits=_yaml_limits(text, limits, seconds))
+        for source, text in documents
+    ]
+    if inline:
+        refused = _check(inline, limits, "spec.values")
+        if refused is not None:
+            raise InvalidValues(refused)
+        layers.append(dict(inline))
+    merged = merge_values(layers)
+    refused = _check(merged, limits, "the merged values document (spec.valuesFrom, then spec.values)")
+    if refused is not None:
+        raise InvalidValues(refused)
+    return merged
+
+
+def _yaml_limits(text: str, limits: ValueLimits, seconds: float) -> safe_yaml.Limits:
+    # About one node per byte of text at most (safe_yaml's own rule), so that aliases cannot make a
+    # document bigger than it looks; and never more than the merged values may hold.
+    nodes = min(limits.max_nodes, max(10_000, len(text)))
+    return safe_yaml.Limits(max_depth=limits.max_depth, max_nodes=nodes, seconds=seconds)
+
+
+def _check(values: Any, limits: ValueLimits, what: str) -> str | None:
+    return check_values(
+        values, max_depth=limits.max_depth, max_nodes=limits.max_nodes, max_bytes=limits.max_bytes, what=what
+    )
 
 
 def merge_values(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -49,16 +104,19 @@ def values_hash(*, chart_digest: str, values: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
-def parse_values_document(text: str, *, source: str) -> dict[str, Any]:
+def parse_values_document(
+    text: str, *, source: str, limits: safe_yaml.Limits | None = None
+) -> dict[str, Any]:
     """Parse one YAML values document; an empty document gives ``{}``.
 
     ``source`` names where the text came from (e.g. ``ConfigMap demo/settings key values.yaml``)
-    and starts the message of the `InvalidValues` raised for invalid YAML or a non-mapping.
+    and starts the message of the `InvalidValues` raised for invalid or unsafe YAML (with its line)
+    or a non-mapping. What is returned is what Helm would read: JSON-compatible data.
     """
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidValues(f"{source} is not valid YAML: {_describe_yaml_error(exc)}") from exc
+        document = safe_yaml.load(text, limits=limits, source=source)
+    except safe_yaml.UnsafeYAML as exc:
+        raise InvalidValues(str(exc)) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -102,16 +160,6 @@ def _canonical(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float):
         return value
     raise TypeError(f"values cannot hold a {type(value).__name__}: {value!r}")
-
-
-def _describe_yaml_error(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError):
-        what = "; ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
-        mark = exc.problem_mark or exc.context_mark
-        if mark is not None:
-            return f"{what} (line {mark.line + 1}, column {mark.column + 1})"
-        return what
-    return str(exc)
 
 
 def _describe_kind(document: object) -> str:

@@ -22,6 +22,12 @@ from kubemart.models.resource import (
 # The operator parses the range fully and answers InvalidVersion; this only keeps out garbage.
 VERSION_PATTERN = r"^[0-9A-Za-z.*^~<>=!|, +-]+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Every user string and list has a bound (issue #9): Kubernetes' own for names (253 for objects, 63 for
+# namespaces), the same for catalog names. spec.values is free-form: its top level is bounded here, its
+# depth and size by the chart's ValidatingAdmissionPolicy and, whatever was admitted, by the operator.
+NAME_MAX = 253
+VALUES_MAX_KEYS = 1000
+VALUES_FROM_MAX = 16
 # Nested option objects default to {} so that the API server fills in their own defaults.
 _EMPTY_DEFAULT: JsonDict = {"default": {}}
 
@@ -35,8 +41,14 @@ class ValuesReference(Model):
     """A ConfigMap or Secret key holding a YAML values document."""
 
     kind: ValuesSourceKind = Field(description="ConfigMap or Secret, in the AppInstall's namespace.")
-    name: str = Field(description="Name of the ConfigMap or Secret.", min_length=1)
-    key: str = Field(default="values.yaml", description="The key holding a YAML values document.")
+    name: str = Field(description="Name of the ConfigMap or Secret.", min_length=1, max_length=NAME_MAX)
+    key: str = Field(
+        default="values.yaml",
+        description="The key holding a YAML values document.",
+        min_length=1,
+        max_length=NAME_MAX,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+    )
     optional: bool = Field(default=False, description="If true, a missing object or key is skipped.")
 
 
@@ -114,17 +126,23 @@ class AppInstallSpec(Model):
         }
     )
 
-    source: str = Field(description="The MarketSource to install from.", min_length=1)
-    app: str = Field(description="The app (chart) name in that source.", min_length=1)
+    source: str = Field(description="The MarketSource to install from.", min_length=1, max_length=NAME_MAX)
+    app: str = Field(description="The app (chart) name in that source.", min_length=1, max_length=NAME_MAX)
     version: str | None = Field(
         default=None,
         description="An exact version (1.2.3) or a semver range (^1.2, ~1.2.0, >=1 <2); default: latest stable.",
         pattern=VERSION_PATTERN,
         max_length=256,
     )
-    values: dict[str, Any] | None = Field(default=None, description="Helm values; wins over valuesFrom.")
+    values: dict[str, Any] | None = Field(
+        default=None,
+        description=f"Helm values; wins over valuesFrom. At most {VALUES_MAX_KEYS} keys at the top level.",
+        max_length=VALUES_MAX_KEYS,
+    )
     values_from: list[ValuesReference] = Field(
-        default_factory=list, description="ConfigMaps and Secrets holding values; later entries win."
+        default_factory=list,
+        description="ConfigMaps and Secrets holding values; later entries win.",
+        max_length=VALUES_FROM_MAX,
     )
     target_namespace: str | None = Field(
         default=None,
@@ -151,6 +169,7 @@ class AppInstallSpec(Model):
         default="5m",
         description="How long an install or upgrade may take to become ready.",
         pattern=DURATION_PATTERN,
+        max_length=64,
     )
     suspend: bool = Field(default=False, description="Pause all reconciliation of this app.")
     stopped: bool = Field(

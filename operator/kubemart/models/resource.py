@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "kubemart.io"
@@ -16,6 +16,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "kubemart"
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+MESSAGE_MAX_LENGTH = 32768
+"""metav1.Condition's bound. Messages may quote user input: they are cut to it, so a status can always be written."""
 
 
 class Model(BaseModel):
@@ -71,24 +73,36 @@ class ConditionStatus(StrEnum):
 class Condition(Model):
     """One observation of the object's state, in Kubernetes API conventions."""
 
-    type: str = Field(description="Type of condition: Ready, Reconciling or Stalled.")
+    type: str = Field(description="Type of condition: Ready, Reconciling or Stalled.", max_length=316)
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(
         description="One CamelCase word a program can match on.",
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        max_length=1024,
     )
-    message: str = Field(default="", description="A human sentence: what is wrong and what to do.")
+    message: str = Field(
+        default="",
+        description="A human sentence: what is wrong and what to do.",
+        max_length=MESSAGE_MAX_LENGTH,
+    )
     last_transition_time: datetime = Field(description="When the status last changed.")
     observed_generation: int | None = Field(
         default=None, description="The .metadata.generation this condition was set for."
     )
 
+    @field_validator("message", mode="before")
+    @classmethod
+    def _cut(cls, message: object) -> object:
+        if isinstance(message, str) and len(message) > MESSAGE_MAX_LENGTH:
+            return message[: MESSAGE_MAX_LENGTH - 3] + "..."
+        return message
+
 
 class SecretReference(Model):
     """A Secret in a named namespace."""
 
-    name: str = Field(description="Name of the Secret.", min_length=1)
-    namespace: str = Field(description="Namespace of the Secret.", min_length=1)
+    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
+    namespace: str = Field(description="Namespace of the Secret.", min_length=1, max_length=63)
 
 
 def conditions_field() -> Any:

@@ -6,6 +6,7 @@ Ready condition) and no write is made: decide() judges what was read, and only a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,10 +15,11 @@ from lightkube.resources.core_v1 import Namespace
 
 from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Body, Kube, KubeError, MarketAppResource, MarketSourceResource
+from kubemart.domain.bounds import ValueLimits
 from kubemart.domain.catalog import entry_belongs, object_name
 from kubemart.domain.durations import parse_duration
 from kubemart.domain.triggers import requested_at
-from kubemart.domain.values import InvalidValues, merge_values, parse_values_document, values_hash
+from kubemart.domain.values import InvalidValues, effective_values, merge_values, values_hash
 from kubemart.domain.versions import InvalidConstraint, parse_constraint, resolve_version
 from kubemart.models.appinstall import AppInstall, DriftMode, Phase, ValuesSourceKind
 from kubemart.models.marketapp import AppVersion, MarketApp
@@ -105,14 +107,13 @@ class Observer:
         source = MarketSource.model_validate(source_body)
         market_app = await self._market_app(source_body, source, spec.app)
         version = _resolve(spec.version, spec.app, market_app)
-        values = await self._values(state)
-        licensed, checkout = True, None
+        documents = await self._value_documents(state)
+        licensed, checkout, licence = True, None, None
         if market_app.spec.price is not None:
             gate = await find_license(self.kube, state.namespace, source, market_app, spec.source)
             if gate.license is not None:
                 # The app can check its own licence: the verified receipt's Secret, by name.
                 licence = {"secretName": gate.license.secret, "payment": gate.license.payment}
-                values = merge_values([values, {"kubemartLicense": licence}])
             else:
                 licensed, checkout = False, gate.checkout_url
                 if gate.problem:
@@ -125,12 +126,19 @@ class Observer:
                 )
             )
         digest = version.digest or f"unknown:{spec.source}/{spec.app}@{version.version}"
-        desired = Desired(
-            version=version,
-            chart_digest=digest,
-            applied_hash=values_hash(chart_digest=digest, values=values),
-            values=values,
+        limits = ValueLimits(
+            self.settings.values_max_depth, self.settings.values_max_nodes, self.settings.values_max_bytes
         )
+        try:
+            # A tenant's YAML, merged, bounded and hashed: the heavy part, off the event loop.
+            values, applied = await asyncio.to_thread(
+                _values_and_hash, documents, spec.values, licence, digest, limits
+            )
+        except InvalidValues as exc:
+            raise Blocked(
+                Blocker("InvalidValues", f"{exc}; fix it.", stalled=True, phase=Phase.FAILED)
+            ) from exc
+        desired = Desired(version=version, chart_digest=digest, applied_hash=applied, values=values)
         state = replace(
             state,
             source=source,
@@ -214,8 +222,9 @@ class Observer:
             )
         return MarketApp.model_validate(found)
 
-    async def _values(self, state: ReleaseState) -> dict[str, Any]:
-        layers: list[dict[str, Any]] = []
+    async def _value_documents(self, state: ReleaseState) -> list[tuple[str, str]]:
+        """The YAML documents spec.valuesFrom names, as (where, text), in order; read only, parsed later."""
+        documents: list[tuple[str, str]] = []
         for ref in state.spec.values_from:
             what = f"{ref.kind.value} {state.namespace}/{ref.name}"
             try:
@@ -237,15 +246,8 @@ class Observer:
                         f"{missing} named in spec.valuesFrom does not exist; create it or mark the entry optional.",
                     )
                 )
-            try:
-                layers.append(parse_values_document(data[ref.key], source=f"{what} key {ref.key}"))
-            except InvalidValues as exc:
-                raise Blocked(
-                    Blocker("InvalidValues", f"{exc}; fix it.", stalled=True, phase=Phase.FAILED)
-                ) from exc
-        if state.spec.values:
-            layers.append(state.spec.values)
-        return merge_values(layers)
+            documents.append((f"{what} key {ref.key}", data[ref.key]))
+        return documents
 
     async def _namespace_exists(self, name: str) -> bool:
         try:
@@ -262,6 +264,20 @@ class Observer:
             return await self.kube.get(res, name)
         except KubeError as err:
             raise Blocked(Blocker("ApiUnavailable", f"Reading {name} failed: {err.message}")) from err
+
+
+def _values_and_hash(
+    documents: list[tuple[str, str]],
+    inline: dict[str, Any] | None,
+    licence: dict[str, str] | None,
+    digest: str,
+    limits: ValueLimits,
+) -> tuple[dict[str, Any], str]:
+    """Pure and heavy: the values helm gets (valuesFrom, spec.values, the licence) and their hash."""
+    values = effective_values(documents, inline, limits=limits)
+    if licence is not None:
+        values = merge_values([values, {"kubemartLicense": licence}])
+    return values, values_hash(chart_digest=digest, values=values)
 
 
 def _blocker(problem: Problem) -> Blocker:

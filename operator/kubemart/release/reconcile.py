@@ -19,9 +19,10 @@ from pydantic import ValidationError
 
 from kubemart.adapters.helm import Helm, Slot
 from kubemart.adapters.kube import AppInstallResource, Body, Kube, KubeError
+from kubemart.domain.bounds import check_values
 from kubemart.domain.conditions import Summary
 from kubemart.domain.triggers import requested_at
-from kubemart.models.appinstall import AppInstall, AppInstallStatus, OwnedRelease
+from kubemart.models.appinstall import AppInstall, AppInstallStatus, OwnedRelease, Phase
 from kubemart.release import summarize as summary_of
 from kubemart.release.actions.apply import apply
 from kubemart.release.actions.correct import correct
@@ -65,6 +66,22 @@ class ReleaseEngine:
     async def reconcile(self, key: Key, body: Body) -> Result:
         if body["metadata"].get("deletionTimestamp"):
             return await self.finalizer.finalize(body)
+        # Before anything recursive (validation, merge, hash, helm) touches a tenant's free-form values;
+        # in a thread, as a large one takes a while to walk.
+        refused = await asyncio.to_thread(
+            check_values,
+            (body.get("spec") or {}).get("values"),
+            max_depth=self.settings.values_max_depth,
+            max_nodes=self.settings.values_max_nodes,
+            max_bytes=self.settings.values_max_bytes,
+        )
+        if refused is not None:
+            message = f"{refused}; make spec.values smaller or shallower."
+            status = AppInstallStatus.model_validate(body.get("status") or {})
+            status.phase = Phase.FAILED
+            if await self._write(body, status, Summary(False, "InvalidSpec", message, stalled=True)):
+                self.events.warning(body, "InvalidSpec", message)
+            return Result()
         try:
             app = AppInstall.model_validate(body)
         except ValidationError as exc:
@@ -76,7 +93,9 @@ class ReleaseEngine:
                 body = await add_finalizer(self.kube, body)
             except KubeError as err:
                 if err.conflict:
-                    return Result(requeue_after=0.5)  # changed meanwhile: the newest body comes with its event
+                    return Result(
+                        requeue_after=0.5
+                    )  # changed meanwhile: the newest body comes with its event
                 raise
         state = await self.observer.observe(app, body)
         decision = decide(state, now=time.time())

@@ -1,7 +1,9 @@
 """The metrics port: /metrics (Prometheus), /runtime/state (JSON) and /runtime/dashboard (HTML).
 
 One aiohttp server inside the operator's event loop, so a request reads the reconcile loops' bodies
-where they are, with no thread and no API call. Everything here is read-only.
+where they are, with no thread and no API call. Everything here is read-only, and anyone who reaches
+the port may ask, so it listens on loopback unless told otherwise and is bounded (runtime.bounded_http).
+It also runs the event loop lag monitor whose figures it shows.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import hashlib
 import re
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from importlib.resources import files
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from kubemart.runtime.bounded_http import BoundedServer, ServerLimits
+from kubemart.runtime.loop_lag import LoopLagMonitor
 from kubemart.runtime.runtime_state import Filters
 
 StateFn = Callable[[Filters], dict[str, Any]]
@@ -48,30 +53,34 @@ class RuntimeServer:
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
         }
-        self._runner: web.AppRunner | None = None
+        self._server: BoundedServer | None = None
+        self._lag = LoopLagMonitor()
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/runtime/state", self.runtime_state)
-        app.router.add_get("/runtime/dashboard", self.dashboard)
-        return app
+    async def start(self, port: int, host: str = "127.0.0.1", limits: ServerLimits | None = None) -> None:
+        # Only GETs are served: no request needs a body.
+        limits = replace(limits or ServerLimits(), max_body_bytes=1024)
+        self._server = BoundedServer(name="metrics", limits=limits)
+        self._server.app.router.add_get("/metrics", self.metrics)
+        self._server.app.router.add_get("/runtime/state", self.runtime_state)
+        self._server.app.router.add_get("/runtime/dashboard", self.dashboard)
+        await self._server.start(host, port)
+        self._lag.start()
 
-    async def start(self, port: int, host: str = "0.0.0.0") -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-
-    async def start_on(self, sock: socket.socket) -> None:
+    async def start_on(self, sock: socket.socket, limits: ServerLimits | None = None) -> None:
         """Serve on a socket bound before the operator started (cli.py), so a busy port fails at once."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        limits = replace(limits or ServerLimits(), max_body_bytes=1024)
+        self._server = BoundedServer(name="metrics", limits=limits)
+        self._server.app.router.add_get("/metrics", self.metrics)
+        self._server.app.router.add_get("/runtime/state", self.runtime_state)
+        self._server.app.router.add_get("/runtime/dashboard", self.dashboard)
+        await self._server.start(sock=sock)
+        self._lag.start()
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._lag.close()
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     async def metrics(self, _: web.Request) -> web.Response:
         # Collectors read the bodies the operator holds: cheap, and on this loop, so no locking.

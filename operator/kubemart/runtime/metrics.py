@@ -6,7 +6,7 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -27,6 +27,19 @@ WATCHED_VALUES_EVENTS = Counter(
     "kubemart_watched_values_events",
     "Events handled for ConfigMaps and Secrets labelled kubemart.io/watch=true, by kind.",
     ["kind"],
+)
+# The operator's own health under load (runtime.loop_lag, runtime.bounded_http).
+LOOP_LAG = Histogram(
+    "kubemart_event_loop_lag_seconds",
+    "How late the event loop ran a task that asked to wake at a given time.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+LOOP_LAG_MAX = Gauge("kubemart_event_loop_lag_max_seconds", "The longest event loop lag in the last minute.")
+HTTP_CONNECTIONS = Gauge("kubemart_http_connections", "Open connections, by server.", ["server"])
+HTTP_SHED = Counter(
+    "kubemart_http_connections_shed",
+    "Connections closed to bound a server: evicted (idle, to admit a new one), refused (all busy), by server.",
+    ["server", "reason"],
 )
 
 

@@ -59,6 +59,31 @@ class Settings(BaseSettings):
         "empty: none is sent and the operator relies on polling.",
     )
     metrics_port: int = Field(default=8081, ge=0, description="Port of /metrics; 0 turns it off.")
+    # Unauthenticated clients reach both ports (docs/security.md, threat model): where they listen, and bounds.
+    webhook_bind_address: str = Field(
+        default="0.0.0.0", description="Address /webhooks/payment listens on; gateways must reach it."
+    )
+    metrics_bind_address: str = Field(
+        default="127.0.0.1",
+        description="Address /metrics and /runtime/* listen on; 0.0.0.0 only when Prometheus scrapes the pod.",
+    )
+    http_max_connections: int = Field(
+        default=256,
+        ge=1,
+        description="Open connections per server; an idle one is closed to admit a new one.",
+    )
+    http_idle_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a connection may take to send a request's head, or sit idle."
+    )
+    http_body_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a request may take to send its body."
+    )
+    # A tenant's spec.values and the values merged from valuesFrom (domain.bounds): helm is given no more.
+    values_max_depth: int = Field(default=32, ge=1, le=1000, description="Deepest nesting of values.")
+    values_max_nodes: int = Field(
+        default=100_000, ge=1, description="Most maps, lists and scalars in values."
+    )
+    values_max_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest values, as compact JSON.")
     log_format: str = Field(default="text", pattern="^(text|json)$", description="text or json.")
     # Tenancy (docs/security.md): whose permissions helm uses, and where an app may install.
     default_service_account: str | None = Field(

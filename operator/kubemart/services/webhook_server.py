@@ -18,6 +18,7 @@ from prometheus_client import Counter
 
 from kubemart.domain import gateway_protocol as protocol
 from kubemart.domain import webhooks
+from kubemart.runtime.bounded_http import BoundedServer, ServerLimits
 from kubemart.runtime.controller import Key
 from kubemart.services.webhook_secrets import WebhookSecrets
 
@@ -42,31 +43,29 @@ class WebhookServer:
     def __init__(self, secrets: WebhookSecrets, wake: Callable[[list[Key]], None]) -> None:
         self.secrets = secrets
         self.wake = wake
-        self._runner: web.AppRunner | None = None
+        self._server: BoundedServer | None = None
 
-    async def start(self, port: int) -> None:
-        app = web.Application(client_max_size=64 * 1024)
-        app.router.add_post("/webhooks/payment", self.payment)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "0.0.0.0", port).start()
+    async def start(self, port: int, host: str = "0.0.0.0", limits: ServerLimits | None = None) -> None:
+        """Serve on `host`:`port`, bounded (connections, deadlines, a 64 KiB body: runtime.bounded_http)."""
+        self._server = BoundedServer(name="webhooks", limits=limits or ServerLimits())
+        self._server.app.router.add_post("/webhooks/payment", self.payment)
+        await self._server.start(host, port)
 
-    async def start_on(self, sock: socket.socket) -> None:
+    async def start_on(self, sock: socket.socket, limits: ServerLimits | None = None) -> None:
         """Serve on a socket bound before the operator started (cli.py), so a busy port fails at once."""
-        app = web.Application(client_max_size=64 * 1024)
-        app.router.add_post("/webhooks/payment", self.payment)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        self._server = BoundedServer(name="webhooks", limits=limits or ServerLimits())
+        self._server.app.router.add_post("/webhooks/payment", self.payment)
+        await self._server.start(sock=sock)
 
     @property
     def running(self) -> bool:
         """Whether it listens (for the runtime view)."""
-        return self._runner is not None
+        return self._server is not None
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     async def payment(self, request: web.Request) -> web.Response:
         if (request.content_length or 0) > MAX_BODY:
