@@ -14,14 +14,14 @@ import kopf
 from kubemart import __version__
 from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Kube, MarketSourceResource
-from kubemart.domain.triggers import needs_reconcile
+from kubemart.catalog.sync import CatalogSync
+from kubemart.domain.triggers import needs_reconcile, requested_at
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.runtime import metrics
 from kubemart.runtime.controller import Controller, key_of
 from kubemart.runtime.http_server import RuntimeServer
 from kubemart.runtime.settings import Settings
 from kubemart.services.appinstall import AppInstalls
-from kubemart.services.catalog_sync import CatalogSync
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
 from kubemart.services.payments import Payments
@@ -90,6 +90,13 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     if event["type"] == "DELETED":
         memo.sources.forget(key_of(obj))
         return
+    running = memo.sources.reconciling(key_of(obj))
+    if running is not None and (
+        obj["metadata"].get("generation") != running["metadata"].get("generation")
+        or requested_at(obj) != requested_at(running)
+    ):
+        # A corrected spec or a retry request does not wait for a slow repository: start over.
+        memo.sources.cancel_current(key_of(obj))
     memo.sources.observe(obj)
 
 
@@ -163,6 +170,11 @@ async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
 @kopf.on.event(GROUP, VERSION, "marketapps")
 async def marketapp_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A catalog entry changed: the AppInstalls of that app may resolve to another version."""
+    if event["type"] == "DELETED":
+        # Deleted by anyone but the sync itself: its source restores it, index changed or not.
+        source = memo.catalog.app_deleted(event["object"])
+        if source is not None:
+            memo.sources.wake([("", source)])
     spec = event["object"].get("spec") or {}
     wanted = (spec.get("source"), spec.get("app"))
     memo.apps.wake(

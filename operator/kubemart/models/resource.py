@@ -87,8 +87,8 @@ class Condition(Model):
 class SecretReference(Model):
     """A Secret in a named namespace."""
 
-    name: str = Field(description="Name of the Secret.", min_length=1)
-    namespace: str = Field(description="Namespace of the Secret.", min_length=1)
+    name: str = Field(description="Name of the Secret.", min_length=1, max_length=253)
+    namespace: str = Field(description="Namespace of the Secret.", min_length=1, max_length=63)
 
 
 def conditions_field() -> Any:

@@ -1,31 +1,19 @@
-"""Credentials of a MarketSource, read from the Secret its secretRef names."""
+"""Moved: a source's credentials are read in `kubemart.sources.credentials`.
+
+Kept only until services/appinstall.py fetches charts through `kubemart.sources.Charts`; then delete it.
+"""
 
 from __future__ import annotations
 
-from kubemart.adapters.chart_repo import RepoAuth
-from kubemart.adapters.kube import Kube, KubeError
+from kubemart.adapters.kube import Kube
 from kubemart.models.marketsource import MarketSource
 from kubemart.services.problems import Problem
+from kubemart.sources.base import SourceError
+from kubemart.sources.credentials import RepoAuth, read_credentials
 
 
 async def source_auth(kube: Kube, source: MarketSource) -> RepoAuth | None:
-    ref = source.spec.secret_ref
-    if ref is None:
-        return None
     try:
-        data = await kube.read_secret_data(ref.name, ref.namespace)
-    except KubeError as err:
-        raise Problem(
-            "SecretUnreadable", f"Secret {ref.namespace}/{ref.name} cannot be read: {err.message}"
-        ) from err
-    if data is None:
-        raise Problem(
-            "SecretNotFound",
-            f"Secret {ref.namespace}/{ref.name} named in the source's secretRef does not exist; create it or fix secretRef.",
-        )
-    return RepoAuth(
-        username=data.get("username"),
-        password=data.get("password"),
-        token=data.get("token"),
-        ca_pem=data.get("ca.crt"),
-    )
+        return await read_credentials(kube, source)
+    except SourceError as err:
+        raise Problem(err.reason, err.message) from err
