@@ -42,6 +42,7 @@ from kubemart.services.status import write_status
 from kubemart.sources.base import Cursor, SourceError, Unchanged
 from kubemart.sources.cache import ChartCache
 from kubemart.sources.credentials import read_credentials
+from kubemart.sources.offload import offload
 from kubemart.sources.registry import source_for
 
 MAX_EVENT = 1000
@@ -170,7 +171,7 @@ class CatalogSync:
             return ready_summary(source, status, changed=False)
         try:
             # Building thousands of specs takes a while: not on the event loop.
-            catalog = await asyncio.to_thread(
+            catalog = await offload(
                 catalog_from_charts, name, result.charts, max_apps=self.settings.max_catalog_apps
             )
         except CatalogTooLarge as exc:
@@ -198,7 +199,7 @@ class CatalogSync:
                 f"Listing the catalog's MarketApps failed: {err.message}",
                 retryable=True,
             ) from err
-        plan = await asyncio.to_thread(_plan, catalog, listed, meta["uid"])
+        plan = await offload(_plan, catalog, listed, meta["uid"])
         owner = {
             "apiVersion": API_VERSION,
             "kind": "MarketSource",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from kubemart.sources.helm_http.client import (
 )
 from kubemart.sources.helm_http.errors import RepoError
 from kubemart.sources.helm_http.index import IndexLimits, parse_index
+from kubemart.sources.offload import offload
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class HelmHttpSource:
         cursor = Cursor(fetched.digest, fetched.etag, fetched.last_modified)
         if since is not None and fetched.digest == since.revision:
             return Unchanged(cursor)  # a server without validators: same bytes, nothing to read
-        charts = await asyncio.to_thread(parse_index, fetched.body, self._limits.index)
+        charts = await offload(parse_index, fetched.body, self._limits.index)
         return Snapshot(revision=fetched.digest, charts=charts, cursor=cursor)
 
     def cached(self, version: AppVersion) -> Path | None:
