@@ -89,6 +89,7 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     obj: dict[str, Any] = dict(event["object"])
     if event["type"] == "DELETED":
         memo.sources.forget(key_of(obj))
+        memo.catalog.forget(key_of(obj))
         return
     running = memo.sources.reconciling(key_of(obj))
     if running is not None and (

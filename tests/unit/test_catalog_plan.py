@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from kubemart.catalog.entries import Catalog, CatalogEntry, catalog_from_charts, content_hash
 from kubemart.catalog.plan import Existing, effective_interval, existing_of, plan_sync
-from kubemart.catalog.status import keep_note, key_problem, ready_summary
+from kubemart.catalog.status import failure_summary, keep_note, key_problem, ready_summary, with_note
 from kubemart.domain.catalog import controlled_by, entry_belongs, valid_source_name
 from kubemart.domain.conditions import conditions_for
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus
+from kubemart.sources.base import SourceError
 
 UID = "uid-of-main"
 
@@ -222,8 +224,6 @@ def test_ready_summary_counts_notes_and_keeps_them_while_unchanged() -> None:
     assert first.message.startswith("3 apps from https://c.example at revision sha256:aaaaaaaaaaaa")
     assert "2 charts left out" in first.message
     assert "1 names are held by objects this source does not control" in first.message
-    from datetime import UTC, datetime
-
     status.conditions = conditions_for(first, generation=1, previous=[], now=datetime.now(UTC))
     again = ready_summary(source(), status, changed=False)
     assert again.message == first.message
@@ -250,3 +250,27 @@ def test_key_problem_stalls_on_a_key_that_cannot_verify_anything() -> None:
     assert (problem.ready, problem.reason, problem.stalled) == (False, "InvalidPublicKey", True)
     assert "base64" in problem.message
     assert "The catalog is synced" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("reason", "stalled"),
+    [
+        ("UnsupportedSourceType", True),
+        ("InvalidRepositoryURL", True),
+        ("IndexTooLarge", False),
+        ("RepositoryTimeout", False),
+        ("InvalidIndex", False),
+    ],
+)
+def test_failure_summary_stalls_only_when_a_new_spec_is_the_only_cure(reason: str, stalled: bool) -> None:
+    summary = failure_summary(SourceError(reason, "It broke." + "!" * 5000), MarketSourceStatus(app_count=2))
+    assert (summary.ready, summary.reason, summary.stalled) == (False, reason, stalled)
+    assert len(summary.message) <= 1000
+
+
+def test_with_note_adds_a_note_once() -> None:
+    summary = ready_summary(source(), MarketSourceStatus(app_count=1), changed=True)
+    noted = with_note(summary, "the interval is raised")
+    assert noted.message.endswith("Note: the interval is raised.")
+    assert with_note(noted, "the interval is raised") == noted
+    assert with_note(summary, None) == summary

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kubemart.domain import receipts
 from kubemart.domain.clip import clip, one_line
 from kubemart.domain.conditions import Summary, ready_of
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus
+from kubemart.sources.base import SourceError
+
+STALLING = frozenset({"UnsupportedSourceType", "InvalidRepositoryURL"})
+"""Failures no retry can mend: only a new spec can."""
+MAX_MESSAGE = 1000
 
 
 def apps(count: int) -> str:
@@ -17,6 +24,26 @@ def keep_note(message: str, status: MarketSourceStatus) -> str:
     if status.app_count:
         return f"{message} The last good catalog ({apps(status.app_count)}) is kept."
     return message
+
+
+def syncing_summary(source: MarketSource) -> Summary:
+    return Summary(
+        None, "Syncing", f"Syncing the catalog from {clip(source.spec.url, 200)}.", reconciling=True
+    )
+
+
+def failure_summary(err: SourceError, status: MarketSourceStatus) -> Summary:
+    """Ready=False with the source's reason; Stalled when only a new spec can help."""
+    return Summary(
+        False, err.reason, clip(keep_note(err.message, status), MAX_MESSAGE), stalled=err.reason in STALLING
+    )
+
+
+def with_note(summary: Summary, note: str | None) -> Summary:
+    """`summary` with `note` added to its message, once."""
+    if not note or note in summary.message:
+        return summary
+    return replace(summary, message=f"{summary.message} Note: {note}.")
 
 
 def ready_summary(

@@ -27,11 +27,18 @@ from kubemart.catalog.entries import (
     label_value,
 )
 from kubemart.catalog.plan import SyncPlan, effective_interval, existing_of, plan_sync
-from kubemart.catalog.status import apps, keep_note, key_problem, ready_summary
+from kubemart.catalog.status import (
+    apps,
+    failure_summary,
+    key_problem,
+    ready_summary,
+    syncing_summary,
+    with_note,
+)
 from kubemart.domain.catalog import valid_source_name
 from kubemart.domain.clip import clip
 from kubemart.domain.conditions import Summary
-from kubemart.domain.triggers import RECONCILE_ANNOTATION
+from kubemart.domain.triggers import requested_at
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus
 from kubemart.models.resource import API_VERSION
 from kubemart.runtime import metrics
@@ -82,38 +89,24 @@ class CatalogSync:
         self._verified.pop(source, None)
         return source
 
+    def forget(self, key: Key) -> None:
+        """The MarketSource is gone: drop what was kept about it."""
+        self.failures.pop(key, None)
+        self._verified.pop(key[1], None)
+
     async def reconcile(self, key: Key, body: Body) -> Result:
-        meta = body.get("metadata", {})
-        name = meta["name"]
+        meta = body["metadata"]
         if meta.get("deletionTimestamp"):
-            self._verified.pop(name, None)
+            self.forget(key)
             return Result()  # the garbage collector removes the MarketApps it owns
         status = MarketSourceStatus.model_validate(body.get("status") or {})
-        if not valid_source_name(name):
-            await self._stall(
-                body,
-                status,
-                "InvalidSourceName",
-                f"The name {clip(name, 80)} is not one DNS label (it has a dot or other characters), so its "
-                "MarketApp names could collide with another source's; nothing is synced. Create the source "
-                "again under a name without dots.",
-            )
-            return Result()
         try:
-            source = MarketSource.model_validate(body)
-            interval, interval_note = effective_interval(
-                source.spec.interval, self.settings.min_source_interval
-            )
-        except (ValidationError, ValueError) as exc:
-            detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            await self._stall(
-                body, status, "InvalidSpec", f"The spec cannot be read: {clip(detail, 200)}; fix it."
-            )
+            source, interval, interval_note = self._admit(body)
+        except _Refused as refused:
+            await self._stall(body, status, refused.reason, refused.message)
             return Result()
         status = source.status.model_copy(deep=True)
-        status.last_handled_reconcile_at = meta.get("annotations", {}).get(RECONCILE_ANNOTATION) or (
-            status.last_handled_reconcile_at
-        )
+        status.last_handled_reconcile_at = requested_at(body) or status.last_handled_reconcile_at
         if source.spec.suspend:
             await self._write_status(
                 body,
@@ -123,38 +116,39 @@ class CatalogSync:
             return Result()
         if status.observed_generation != meta.get("generation"):
             # A new spec: say at once that it is being worked on, however long the repository takes.
-            await self._write_status(
-                body,
-                status,
-                Summary(
-                    None,
-                    "Syncing",
-                    f"Syncing the catalog from {clip(source.spec.url, 200)}.",
-                    reconciling=True,
-                ),
-            )
+            await self._write_status(body, status, syncing_summary(source))
         try:
             summary = await self._sync(body, source, status)
         except SourceError as err:
             failures = self.failures[key] = self.failures.get(key, 0) + 1
-            message = clip(keep_note(err.message, status), MAX_EVENT)
-            if await self._write_status(body, status, Summary(False, err.reason, message)):
-                self.events.warning(body, err.reason, message)
-            return Result(requeue_after=min(backoff(failures), interval))
+            failed = failure_summary(err, status)
+            if await self._write_status(body, status, failed):
+                self.events.warning(body, failed.reason, failed.message)
+            return Result() if failed.stalled else Result(requeue_after=min(backoff(failures), interval))
         self.failures.pop(key, None)
         problem = key_problem(source)
-        if problem is not None:
-            summary = problem  # the catalog is synced, but its paid apps cannot be unlocked
-        if interval_note and interval_note not in summary.message:
-            summary = Summary(
-                summary.ready,
-                summary.reason,
-                f"{summary.message} Note: {interval_note}.",
-                stalled=summary.stalled,
-            )
+        summary = with_note(problem or summary, interval_note)
         if await self._write_status(body, status, summary) and problem is not None:
             self.events.warning(body, problem.reason, problem.message)
         return Result(requeue_after=jittered(interval))
+
+    def _admit(self, body: Body) -> tuple[MarketSource, float, str | None]:
+        """The source, its interval and a note about it; _Refused when it cannot be synced as it is."""
+        name = body["metadata"]["name"]
+        if not valid_source_name(name):
+            raise _Refused(
+                "InvalidSourceName",
+                f"The name {clip(name, 80)} is not one DNS label (it has a dot or other characters), so its "
+                "MarketApp names could collide with another source's; nothing is synced. Create the source "
+                "again under a name without dots.",
+            )
+        try:
+            source = MarketSource.model_validate(body)
+            interval, note = effective_interval(source.spec.interval, self.settings.min_source_interval)
+        except (ValidationError, ValueError) as exc:
+            detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise _Refused("InvalidSpec", f"The spec cannot be read: {clip(detail, 200)}; fix it.") from exc
+        return source, interval, note
 
     async def _sync(self, body: Body, source: MarketSource, status: MarketSourceStatus) -> Summary:
         meta = body["metadata"]
@@ -295,6 +289,13 @@ class CatalogSync:
         return await write_status(
             self.kube, MarketSourceResource, body, status, summary, remember=self.remember
         )
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 def _plan(catalog: Catalog, listed: list[Body], source_uid: str) -> SyncPlan:

@@ -101,14 +101,22 @@ class MarketSourceSpec(Model):
 class MarketSourceStatus(ReconciledStatus):
     """What the operator last saw of the catalog."""
 
+    # Bounded in the CRD (the operator never writes more), but not when read: a status written by
+    # an older operator must not make its own object unreadable.
     revision: str | None = Field(
-        default=None, description="sha256 of the last good index (the catalog's content).", max_length=128
+        default=None,
+        description="sha256 of the last good index (the catalog's content).",
+        json_schema_extra={"maxLength": 128},
     )
     last_sync_time: datetime | None = Field(default=None, description="When the index was last checked.")
     app_count: int | None = Field(default=None, description="How many apps the catalog holds.")
-    etag: str | None = Field(default=None, description="ETag of the last good index.", max_length=256)
+    etag: str | None = Field(
+        default=None, description="ETag of the last good index.", json_schema_extra={"maxLength": 256}
+    )
     last_modified: str | None = Field(
-        default=None, description="Last-Modified of the last good index.", max_length=256
+        default=None,
+        description="Last-Modified of the last good index.",
+        json_schema_extra={"maxLength": 256},
     )
 
 
