@@ -427,6 +427,30 @@ def test_redirect_to_another_host_drops_credentials(server: RepoServer, auth: Re
     assert "authorization" not in moved.headers
 
 
+def test_a_redirect_whose_body_is_a_bomb_is_followed_without_reading_it(
+    server: RepoServer, double_gzip_bomb: bytes
+) -> None:
+    def bomb_redirect(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(302)
+        h.send_header("Location", "/real/index.yaml")
+        h.send_header("Content-Encoding", "gzip, gzip")
+        h.send_header("Content-Length", str(len(double_gzip_bomb)))
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            h.wfile.write(double_gzip_bomb)
+
+    server.routes["/index.yaml"] = bomb_redirect
+    server.routes["/real/index.yaml"] = reply(200, INDEX)
+    tracemalloc.start()
+    try:
+        got = fetch(server.url())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.body == INDEX
+    assert peak < 16 * MiB, f"{peak / MiB:.1f} MiB held: the redirect's body was inflated"
+
+
 # --- chart downloads ----------------------------------------------------------------------------
 
 
@@ -731,7 +755,9 @@ def test_malformed_ca_pem_is_a_tls_error() -> None:
 def test_make_client_settings() -> None:
     client = make_client(auth=None, timeout=12.0)
     try:
-        assert client.follow_redirects
+        assert not client.follow_redirects, (
+            "followed by the client module, which never reads a redirect's body"
+        )
         assert client.max_redirects == MAX_REDIRECTS
         assert client.timeout == httpx.Timeout(12.0, connect=10.0)
         assert client.headers["User-Agent"] == f"kubemart/{__version__}"

@@ -15,6 +15,7 @@ the tests pin that behaviour.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
 from collections.abc import AsyncIterator, Callable, Generator
@@ -81,7 +82,8 @@ def make_client(*, auth: RepoAuth | None, timeout: float = 30.0) -> httpx.AsyncC
         verify=_ssl_context(auth.ca_pem if auth is not None else None),
         # An unreachable host should fail fast; `read` bounds each wait for data, not the whole body.
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-        follow_redirects=True,
+        # Redirects are followed by `_get`, which never reads a redirect's body (httpx would, unbounded).
+        follow_redirects=False,
         max_redirects=MAX_REDIRECTS,
         headers={"User-Agent": f"kubemart/{__version__}", "Accept-Encoding": ACCEPT_ENCODING},
     )
@@ -137,9 +139,7 @@ async def _fetch_index(
     etag: str | None,
     last_modified: str | None,
 ) -> IndexFetch:
-    async with client.stream(
-        "GET", index_url, headers=headers, auth=_httpx_auth(auth), follow_redirects=True
-    ) as resp:
+    async with _get(client, index_url, headers=headers, auth=auth) as resp:
         final_url = str(resp.url)
         new_etag = _validator(resp.headers.get("ETag"))
         new_last_modified = _validator(resp.headers.get("Last-Modified"))
@@ -253,13 +253,39 @@ async def _download_to(
         )
 
     try:
-        async with client.stream("GET", url, auth=_httpx_auth(auth), follow_redirects=True) as resp:
+        async with _get(client, url, headers={}, auth=auth) as resp:
             if not resp.is_success:
                 raise status_error(resp, "chart")
             async for chunk in _bounded_body(resp, max_bytes, too_large, "chart"):
                 await write(chunk)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise transport_error(exc, url, "chart") from exc
+
+
+@contextlib.asynccontextmanager
+async def _get(
+    client: httpx.AsyncClient, url: str, *, headers: dict[str, str], auth: RepoAuth | None
+) -> AsyncIterator[httpx.Response]:
+    """GET `url`, following up to MAX_REDIRECTS redirects without reading their bodies.
+
+    httpx reads (and decodes) the whole body of every redirect it follows, with no bound, so a 302
+    could carry a bomb. Here a redirect is closed unread. Where the next request goes, and whether
+    it keeps the credentials (not to another origin), is httpx's own redirect rule.
+    """
+    request = client.build_request("GET", url, headers=headers)
+    request_auth = _httpx_auth(auth)
+    for _ in range(MAX_REDIRECTS + 1):
+        response = await client.send(request, stream=True, auth=request_auth, follow_redirects=False)
+        if response.next_request is None:
+            try:
+                yield response
+            finally:
+                await response.aclose()
+            return
+        await response.aclose()
+        # The next request already carries the credentials httpx keeps for it (none on another origin).
+        request, request_auth = response.next_request, None
+    raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
 
 
 async def _bounded_body(
