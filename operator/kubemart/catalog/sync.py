@@ -10,7 +10,6 @@ changed. A failing sync keeps the last good catalog and says so.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,9 +18,7 @@ from pydantic import ValidationError
 
 from kubemart.adapters.kube import Body, Kube, KubeError, MarketAppResource, MarketSourceResource
 from kubemart.catalog.entries import (
-    CONTENT_HASH_ANNOTATION,
     Catalog,
-    CatalogEntry,
     CatalogTooLarge,
     catalog_from_charts,
     label_value,
@@ -35,6 +32,7 @@ from kubemart.catalog.status import (
     syncing_summary,
     with_note,
 )
+from kubemart.catalog.writer import write_plan
 from kubemart.domain.catalog import valid_source_name
 from kubemart.domain.clip import clip
 from kubemart.domain.conditions import Summary
@@ -163,18 +161,22 @@ class CatalogSync:
         if isinstance(result, Unchanged):
             status.etag, status.last_modified = result.cursor.etag, result.cursor.last_modified
             return ready_summary(source, status, changed=False)
+        revision, cursor, charts = result.revision, result.cursor, result.charts
+        del result  # the parsed index is dropped as soon as the catalog is built
         try:
             # Building thousands of specs takes a while: not on the event loop.
             catalog = await offload(
-                catalog_from_charts, name, result.charts, max_apps=self.settings.max_catalog_apps
+                catalog_from_charts, name, charts, max_apps=self.settings.max_catalog_apps
             )
         except CatalogTooLarge as exc:
             raise SourceError(
                 "CatalogTooLarge", f"{exc}; split the repository or raise KUBEMART_MAX_CATALOG_APPS."
             ) from exc
+        finally:
+            del charts
         plan, taken = await self._apply(body, catalog)
-        status.revision = result.revision
-        status.etag, status.last_modified = result.cursor.etag, result.cursor.last_modified
+        status.revision = revision
+        status.etag, status.last_modified = cursor.etag, cursor.last_modified
         status.app_count = len(catalog.entries) - len(taken)
         self._verified[name] = identity
         self._report(body, source, catalog, plan, taken)
@@ -194,6 +196,7 @@ class CatalogSync:
                 retryable=True,
             ) from err
         plan = await offload(_plan, catalog, listed, meta["uid"])
+        del listed  # thousands of objects: not kept while writing
         owner = {
             "apiVersion": API_VERSION,
             "kind": "MarketSource",
@@ -202,48 +205,29 @@ class CatalogSync:
             "controller": True,
             "blockOwnerDeletion": True,
         }
-        gate = asyncio.Semaphore(self.settings.catalog_write_concurrency)
-        conflicted: list[str] = []
-
-        async def create(entry: CatalogEntry) -> None:
-            async with gate:
-                try:
-                    await self.kube.create(MarketAppResource, _document(entry, owner))
-                except KubeError as err:
-                    if not err.conflict:
-                        raise
-                    conflicted.append(entry.name)  # someone wrote it since we listed: never take it over
-
-        async def update(entry: CatalogEntry) -> None:
-            async with gate:
-                # Ours (controlled by this source's uid): apply wins over anyone's edits of it.
-                await self.kube.apply(MarketAppResource, _document(entry, owner), force=True)
-
-        async def delete(app_name: str) -> None:
-            async with gate:
-                if len(self._own_deletes) > _MAX_OWN_DELETES:
-                    self._own_deletes.clear()
-                self._own_deletes.add(app_name)
-                if not await self.kube.delete(MarketAppResource, app_name):
-                    self._own_deletes.discard(app_name)
-
-        outcomes = await asyncio.gather(
-            *(create(e) for e in plan.create),
-            *(update(e) for e in plan.update),
-            *(delete(n) for n in plan.delete),
-            return_exceptions=True,
-        )
-        metrics.CATALOG_WRITES.inc(plan.writes)
-        for outcome in outcomes:
-            if isinstance(outcome, KubeError):
-                raise SourceError(
-                    "CatalogWriteFailed",
-                    f"Writing the catalog failed: {clip(outcome.message, 300)}; will retry.",
-                    retryable=True,
-                ) from outcome
-            if isinstance(outcome, BaseException):
-                raise outcome
+        try:
+            conflicted = await write_plan(
+                self.kube,
+                plan,
+                owner=owner,
+                concurrency=self.settings.catalog_write_concurrency,
+                deleting=self._deleting,
+                not_deleted=self._own_deletes.discard,
+            )
+        except KubeError as err:
+            raise SourceError(
+                "CatalogWriteFailed",
+                f"Writing the catalog failed: {clip(err.message, 300)}; will retry.",
+                retryable=True,
+            ) from err
+        finally:
+            metrics.CATALOG_WRITES.inc(plan.writes)
         return plan, sorted(plan.taken + conflicted)
+
+    def _deleting(self, name: str) -> None:
+        if len(self._own_deletes) > _MAX_OWN_DELETES:
+            self._own_deletes.clear()
+        self._own_deletes.add(name)
 
     def _report(
         self, body: Body, source: MarketSource, catalog: Catalog, plan: SyncPlan, taken: list[str]
@@ -301,17 +285,3 @@ class _Refused(Exception):
 def _plan(catalog: Catalog, listed: list[Body], source_uid: str) -> SyncPlan:
     # Hashing thousands of live specs takes a while: called in a thread.
     return plan_sync(catalog, existing_of(listed, source_uid))
-
-
-def _document(entry: CatalogEntry, owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "MarketApp",
-        "metadata": {
-            "name": entry.name,
-            "labels": entry.labels,
-            "annotations": {CONTENT_HASH_ANNOTATION: entry.content_hash},
-            "ownerReferences": [owner],
-        },
-        "spec": entry.spec.wire(),
-    }
