@@ -539,12 +539,21 @@ def test_a_chart_with_an_overlong_name_is_left_out_with_a_short_note() -> None:
 
 
 def test_notes_are_one_short_line_whatever_the_server_sent() -> None:
-    nasty = "bad\nname\x1b[31m" + "z" * 300
-    catalog = catalog_from_charts("main", {nasty: annotated(price="\n".join(["9"] * 5000))})
+    nasty = "bad-name-" + "z" * 300
+    catalog = catalog_from_charts("main", {nasty: annotated(price="\n\x1b[31m".join(["9"] * 5000))})
     (note,) = catalog.skipped
     assert "\n" not in note
     assert "\x1b" not in note
     assert len(note) <= MAX_NOTE
+
+
+def test_a_chart_name_with_control_characters_is_left_out() -> None:
+    catalog = catalog_from_charts("main", {"bad\nname\x1b[31m": [entry("1.0.0")]})
+    assert catalog.entries == {}
+    (note,) = catalog.skipped
+    assert "control characters" in note
+    assert "\n" not in note
+    assert "\x1b" not in note
 
 
 @pytest.mark.parametrize(

@@ -148,6 +148,8 @@ def app_spec(source: str, app: str, entries: list[dict[str, Any]]) -> MarketAppS
     """The catalog entry for one chart; metadata from its newest stable version. Raises ValueError."""
     if len(app) > MAX_APP_NAME:
         raise ValueError(f"its name is longer than {MAX_APP_NAME} characters")
+    if not app.isprintable():
+        raise ValueError("its name has control characters")
     by_version: dict[str, dict[str, Any]] = {}
     for e in entries:
         version = _version_of(e)
