@@ -160,7 +160,10 @@ def test_broken_repository_reports_and_keeps_last_good_catalog(
     assert cond["reason"] == reason
     assert "kept" in cond["message"], cond["message"]
     assert list(apps_of(objects, source_name)) == [f"{source_name}.blog"], "the last good catalog stays"
-    assert any(r == reason for _, r, _ in objects.events_for(source_name)), "an Event says so"
+    # An Event says so (posted just after the status write).
+    wait_for(
+        lambda: any(r == reason for _, r, _ in objects.events_for(source_name)), timeout=20, what="Event"
+    )
 
     chart_repo.fail(None)
     chart_repo.serve_garbage(False)

@@ -13,6 +13,7 @@ from typing import Any
 
 from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Body, Kube
+from kubemart.catalog.sync import CatalogSync
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.release import claims
 from kubemart.release.live import LiveObjects
@@ -23,7 +24,6 @@ from kubemart.runtime.controller import Controller, Key
 from kubemart.runtime.http_server import RuntimeServer
 from kubemart.runtime.index import Index, Store
 from kubemart.runtime.settings import Settings
-from kubemart.services.catalog_sync import CatalogSync
 from kubemart.services.correction import Corrector
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder

@@ -15,6 +15,7 @@ import kopf
 from kubemart import __version__
 from kubemart.adapters.kube import Kube
 from kubemart.app import App
+from kubemart.domain.triggers import requested_at
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.release import claims
 from kubemart.runtime import kopf_bounds, metrics
@@ -64,10 +65,15 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     app.pays.wake(app.payments.source_changed(obj, deleted=event["type"] == "DELETED"))
     if event["type"] == "DELETED":
         app.sources.forget(key)
+        app.catalog.forget(key)
         return
     running = app.sources.reconciling(key)
-    if running is not None and obj["metadata"].get("generation") != running["metadata"].get("generation"):
-        app.sources.cancel_current(key)  # a corrected spec must not wait for a sync of the old one
+    if running is not None and (
+        obj["metadata"].get("generation") != running["metadata"].get("generation")
+        or requested_at(obj) != requested_at(running)
+    ):
+        # A corrected spec or a retry request does not wait for a slow repository: start over.
+        app.sources.cancel_current(key)
     app.sources.observe(obj)
 
 
@@ -112,6 +118,11 @@ async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
 async def marketapp_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A catalog entry changed: the AppInstalls of that app may resolve to another version."""
     app: App = memo.app
+    if event["type"] == "DELETED":
+        # Deleted by anyone but the sync itself: its source restores it, index changed or not.
+        source = app.catalog.app_deleted(dict(event["object"]))
+        if source is not None:
+            app.sources.wake([("", source)])
     spec = event["object"].get("spec") or {}
     app.apps.wake(app.apps_of_app(str(spec.get("source")), str(spec.get("app"))))
 

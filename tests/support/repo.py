@@ -1,4 +1,8 @@
-"""A real Helm chart repository served over HTTP on 127.0.0.1, built with the real helm CLI."""
+"""A real Helm chart repository served over HTTP on 127.0.0.1, built with the real helm CLI.
+
+It can also misbehave the ways hostile or broken catalog servers do: serve any bytes as the index with
+any headers (a double-gzip bomb, an alias bomb), or trickle the index a byte at a time.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,17 +58,44 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_error(self.server.fail_charts)
             return
         if self.server.garbage and self.path.endswith("index.yaml"):
-            body = b"{{ this is not an index"
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._send_raw(b"{{ this is not an index", {})
+            return
+        if self.server.raw_index is not None and self.path.endswith("index.yaml"):
+            self._send_raw(*self.server.raw_index)
+            return
+        if self.server.trickle_every is not None and self.path.endswith("index.yaml"):
+            self._trickle(self.server.trickle_every)
             return
         super().do_GET()
+
+    def _send_raw(self, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _trickle(self, every: float) -> None:
+        size = 1_000_000
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            for _ in range(size):
+                self.wfile.write(b"#")
+                self.wfile.flush()
+                time.sleep(every)
+                if self.server.trickle_every is None:
+                    return
+        except OSError:
+            pass  # the client gave up
 
     def _index_etag(self) -> str | None:
         target = Path(self.server.root) / "index.yaml"
         if not self.path.endswith("index.yaml") or not target.exists():
+            return None
+        if self.server.raw_index is not None or self.server.trickle_every is not None:
             return None
         return '"' + hashlib.sha256(target.read_bytes()).hexdigest()[:16] + '"'
 
@@ -93,6 +125,8 @@ class _Server(http.server.ThreadingHTTPServer):
     fail_charts: int | None = None
     basic_auth: str | None = None
     garbage: bool = False
+    raw_index: tuple[bytes, Mapping[str, str]] | None = None
+    trickle_every: float | None = None
 
 
 class ChartRepo:
@@ -129,6 +163,17 @@ class ChartRepo:
 
     def serve_garbage(self, on: bool) -> None:
         self._server.garbage = on
+
+    def serve_index_bytes(self, body: bytes | None, headers: Mapping[str, str] | None = None) -> None:
+        """Serve `body` with `headers` as index.yaml (no ETag); None goes back to the real index."""
+        self._server.raw_index = None if body is None else (body, dict(headers or {}))
+
+    def trickle_index(self, every: float | None) -> None:
+        """Send index.yaml one byte every `every` seconds (declaring a megabyte); None stops it."""
+        self._server.trickle_every = every
+
+    def index_requests(self) -> int:
+        return sum(1 for p in self.log.paths() if p.endswith("index.yaml"))
 
     def add_chart(
         self,
@@ -195,5 +240,6 @@ class ChartRepo:
         index.write_text(yaml.safe_dump(doc))
 
     def close(self) -> None:
+        self._server.trickle_every = None
         self._server.shutdown()
         self._server.server_close()

@@ -1,4 +1,4 @@
-"""Catalog: a Helm repository index to MarketApp specs, object names, content hashes and sync plans."""
+"""Catalog entries: a source's chart versions to MarketApp specs, cut to bounds; object names; content hashes."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from typing import Any
 
 import pytest
 
-from kubemart.domain.catalog import (
+from kubemart.catalog.entries import (
+    MAX_APP_NAME,
+    MAX_NOTE,
     MAX_VERSIONS,
     Catalog,
-    CatalogEntry,
-    InvalidIndex,
+    CatalogTooLarge,
     app_spec,
-    catalog_from_index,
+    catalog_from_charts,
     content_hash,
-    object_name,
-    parse_index,
-    plan_sync,
 )
+from kubemart.domain.catalog import object_name
+from kubemart.models import marketapp as bounds
 from kubemart.models.marketapp import Developer, MarketAppSpec, Price, Requirements
 
 # Kubernetes' IsDNS1123Subdomain, which every cluster-scoped object name must satisfy.
@@ -35,78 +35,6 @@ def annotated(**annotations: str) -> list[dict[str, Any]]:
     return [
         entry("1.0.0", annotations={f"kubemart.io/{k.replace('_', '-')}": v for k, v in annotations.items()})
     ]
-
-
-# --- parse_index ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        pytest.param(
-            b"apiVersion: v1\nentries:\n  nginx:\n  - version: 1.0.0\n    name: nginx\n",
-            {"nginx": [{"version": "1.0.0", "name": "nginx"}]},
-            id="valid index",
-        ),
-        pytest.param(
-            b"apiVersion: v1\nentries:\n  a:\n  - version: 1.0.0\n  - version: 1.1.0\n  b:\n  - version: 0.1.0\n",
-            {"a": [{"version": "1.0.0"}, {"version": "1.1.0"}], "b": [{"version": "0.1.0"}]},
-            id="several charts and versions",
-        ),
-        pytest.param(b"apiVersion: v1\nentries: {}\n", {}, id="empty entries mapping"),
-        pytest.param(b"apiVersion: v1\nentries:\n", {}, id="null entries"),
-        pytest.param(b"apiVersion: v1\ngenerated: 2024-01-01\n", {}, id="no entries key"),
-        pytest.param(
-            b"entries:\n  good:\n  - version: 1.0.0\n  - just a string\n  - 42\n  - null\n  - [1, 2]\n",
-            {"good": [{"version": "1.0.0"}]},
-            id="non-mapping versions dropped",
-        ),
-        pytest.param(
-            b"entries:\n  good:\n  - version: 1.0.0\n  scalar: 3\n  text: hello\n  map: {version: 1.0.0}\n  none:\n",
-            {"good": [{"version": "1.0.0"}]},
-            id="charts that are not lists dropped",
-        ),
-        pytest.param(b"entries:\n  empty: []\n", {"empty": []}, id="chart with no versions kept empty"),
-        pytest.param(
-            b"entries:\n  1234:\n  - version: 1.0.0\n",
-            {"1234": [{"version": "1.0.0"}]},
-            id="numeric chart name as text",
-        ),
-    ],
-)
-def test_parse_index(body: bytes, expected: dict[str, list[dict[str, Any]]]) -> None:
-    assert parse_index(body) == expected
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        pytest.param(b"entries: [\n  unclosed", "index.yaml is not valid YAML", id="invalid YAML"),
-        pytest.param(b"key: value\n  bad indent: x\n", "index.yaml is not valid YAML", id="bad indentation"),
-        pytest.param(b"\t- tab", "index.yaml is not valid YAML", id="tab character"),
-        pytest.param(b"<html><body>Not Found</body></html>", "not a mapping", id="an HTML page"),
-        pytest.param(b"", "not a mapping", id="empty body"),
-        pytest.param(b"- a\n- b\n", "not a mapping", id="a list"),
-        pytest.param(b"42", "not a mapping", id="a number"),
-        pytest.param(b"entries: [a, b]\n", "no `entries` mapping", id="entries is a list"),
-        pytest.param(b"entries: nope\n", "no `entries` mapping", id="entries is text"),
-    ],
-)
-def test_parse_index_rejects(body: bytes, message: str) -> None:
-    with pytest.raises(InvalidIndex, match=re.escape(message)) as err:
-        parse_index(body)
-    text = str(err.value)
-    assert "\n" not in text, "the message is one line a person reads in the source's status"
-    assert isinstance(err.value, ValueError)
-
-
-def test_parse_index_yaml_error_names_the_problem_in_one_line() -> None:
-    with pytest.raises(InvalidIndex) as err:
-        parse_index(b"entries:\n  a: [1, 2\n")
-    text = str(err.value)
-    assert text.startswith("index.yaml is not valid YAML: ")
-    assert len(text) > len("index.yaml is not valid YAML: ")
-    assert err.value.__cause__ is not None
 
 
 # --- app_spec: metadata -----------------------------------------------------------------------------
@@ -343,10 +271,10 @@ def test_requirements_annotation(text: str, expected: Requirements) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("{cpu: 100m", "requirements are not YAML", id="unclosed flow mapping"),
+        pytest.param("{cpu: 100m", "requirements are not valid YAML", id="unclosed flow mapping"),
         pytest.param("[cpu, memory]", "requirements must be a mapping", id="a list"),
         pytest.param("100m", "requirements must be a mapping", id="a scalar"),
-        pytest.param("cpu: [1\n", "requirements are not YAML", id="broken block"),
+        pytest.param("cpu: [1\n", "requirements are not valid YAML", id="broken block"),
     ],
 )
 def test_bad_requirements_annotation_raises(text: str, message: str) -> None:
@@ -394,11 +322,11 @@ def test_object_name_is_always_a_valid_dns_subdomain(source: str, app: str) -> N
     assert DNS1123_SUBDOMAIN.match(object_name(source, app))
 
 
-# --- catalog_from_index -----------------------------------------------------------------------------
+# --- catalog_from_charts -----------------------------------------------------------------------------
 
 
-def test_catalog_from_index_builds_entries_with_labels_and_hashes() -> None:
-    catalog = catalog_from_index(
+def test_catalog_from_charts_builds_entries_with_labels_and_hashes() -> None:
+    catalog = catalog_from_charts(
         "main",
         {
             "nginx": [entry("1.0.0", annotations={"kubemart.io/categories": "Web Servers, Proxies"})],
@@ -436,30 +364,29 @@ def test_catalog_from_index_builds_entries_with_labels_and_hashes() -> None:
             "requirements must be a mapping",
             id="bad requirements",
         ),
-        pytest.param({"bad": [entry("1.0.0", urls=5)]}, "bad: ", "", id="urls not a list"),
     ],
 )
-def test_catalog_from_index_skips_bad_charts_with_reasons(
+def test_catalog_from_charts_skips_bad_charts_with_reasons(
     entries: dict[str, list[dict[str, Any]]], skipped_prefix: str, skipped_text: str
 ) -> None:
-    catalog = catalog_from_index("main", {"good": [entry("1.0.0")], **entries})
+    catalog = catalog_from_charts("main", {"good": [entry("1.0.0")], **entries})
     assert list(catalog.entries) == ["main.good"]
     assert len(catalog.skipped) == 1
     assert catalog.skipped[0].startswith(skipped_prefix)
     assert skipped_text in catalog.skipped[0]
 
 
-def test_catalog_from_index_name_collision_keeps_first_in_sorted_order() -> None:
-    catalog = catalog_from_index("main", {"my-app": [entry("2.0.0")], "My_App": [entry("1.0.0")]})
+def test_catalog_from_charts_name_collision_keeps_first_in_sorted_order() -> None:
+    catalog = catalog_from_charts("main", {"my-app": [entry("2.0.0")], "My_App": [entry("1.0.0")]})
     assert list(catalog.entries) == ["main.my-app"]
     # "My_App" sorts before "my-app", so it takes the name and "my-app" is reported.
     assert catalog.entries["main.my-app"].spec.app == "My_App"
     assert catalog.skipped == ["my-app: its object name main.my-app is taken by another chart"]
 
 
-def test_catalog_from_index_label_values_are_valid() -> None:
+def test_catalog_from_charts_label_values_are_valid() -> None:
     app = "Weird App!" + "x" * 80
-    catalog = catalog_from_index("main", {app: annotated(categories="-Dev Tools/CI-")})
+    catalog = catalog_from_charts("main", {app: annotated(categories="-Dev Tools/CI-")})
     (only,) = catalog.entries.values()
     label = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
     for value in only.labels.values():
@@ -469,16 +396,13 @@ def test_catalog_from_index_label_values_are_valid() -> None:
 
 
 def test_catalog_from_empty_index() -> None:
-    assert catalog_from_index("main", {}) == Catalog()
+    assert catalog_from_charts("main", {}) == Catalog()
 
 
-def test_catalog_from_index_urls_given_as_a_string() -> None:
+def test_catalog_from_charts_urls_given_as_a_string() -> None:
     url = "https://charts.example/a-1.0.0.tgz"
-    catalog = catalog_from_index("main", {"a": [entry("1.0.0", urls=url)]})
-    if catalog.entries:
-        assert catalog.entries["main.a"].spec.versions[0].urls == [url]
-    else:
-        assert catalog.skipped
+    catalog = catalog_from_charts("main", {"a": [entry("1.0.0", urls=url)]})
+    assert catalog.entries["main.a"].spec.versions[0].urls == [url]
 
 
 # --- content_hash -----------------------------------------------------------------------------------
@@ -497,8 +421,8 @@ def test_content_hash_is_stable() -> None:
 
 
 def test_content_hash_of_the_same_index_is_the_same() -> None:
-    first = catalog_from_index("main", {"nginx": CHART})
-    second = catalog_from_index("main", {"nginx": list(reversed(CHART))})
+    first = catalog_from_charts("main", {"nginx": CHART})
+    second = catalog_from_charts("main", {"nginx": list(reversed(CHART))})
     assert first.entries["main.nginx"].content_hash == second.entries["main.nginx"].content_hash
 
 
@@ -519,68 +443,138 @@ def test_content_hash_is_sensitive(change: dict[str, Any]) -> None:
     assert content_hash(BASE_SPEC.model_copy(update=change)) != content_hash(BASE_SPEC)
 
 
-# --- plan_sync --------------------------------------------------------------------------------------
+# --- bounds: what a catalog server sends is cut before it becomes a MarketApp -----------------------
 
 
-def catalog_of(*apps: str, title: str = "T") -> Catalog:
-    return catalog_from_index(
-        "main", {a: [entry("1.0.0", annotations={"kubemart.io/title": title})] for a in apps}
+HUGE = "x" * 100_000
+
+
+def test_long_texts_are_cut_to_the_marketapps_bounds() -> None:
+    spec = app_spec(
+        "s",
+        "a",
+        [
+            entry(
+                "1.0.0",
+                description=HUGE,
+                appVersion=HUGE,
+                digest=HUGE,
+                annotations={"kubemart.io/title": HUGE, "kubemart.io/developer": HUGE},
+            )
+        ],
     )
+    assert spec.description is not None
+    assert len(spec.description) == bounds.MAX_DESCRIPTION
+    assert spec.description.endswith("…")
+    assert spec.title is not None
+    assert len(spec.title) == bounds.MAX_SHORT
+    assert spec.developer is not None
+    assert len(spec.developer.name) == bounds.MAX_SHORT
+    assert len(spec.versions[0].app_version or "") == bounds.MAX_SHORT
+    assert len(spec.versions[0].digest or "") == bounds.MAX_SHORT, (
+        "a cut digest stays invalid: fetch refuses it"
+    )
+    MarketAppSpec.model_validate(spec.wire())  # what is written fits the CRD's bounds
 
 
-def names(entries: list[CatalogEntry]) -> list[str]:
-    return sorted(e.name for e in entries)
+def test_values_a_cut_would_make_wrong_are_dropped() -> None:
+    long_url = "https://x.example/" + "a" * bounds.MAX_URL
+    spec = app_spec(
+        "s",
+        "a",
+        [
+            entry(
+                "1.0.0",
+                icon=long_url,
+                home={"not": "a string"},
+                created=HUGE,
+                urls=[long_url, "https://ok.example/a.tgz"],
+                annotations={"kubemart.io/developer": "Acme", "kubemart.io/developer-public-key": HUGE},
+            )
+        ],
+    )
+    assert spec.icon is None
+    assert spec.home is None
+    assert spec.versions[0].created is None
+    assert spec.versions[0].urls == ["https://ok.example/a.tgz"]
+    assert spec.developer == Developer(name="Acme")
 
 
-def hashes(catalog: Catalog) -> dict[str, str | None]:
-    return {name: e.content_hash for name, e in catalog.entries.items()}
+def test_lists_are_capped_and_odd_items_left_out() -> None:
+    keywords = [f"k{i}" for i in range(100)] + [HUGE, {"a": "map"}]
+    spec = app_spec(
+        "s",
+        "a",
+        [
+            entry(
+                "1.0.0",
+                keywords=[HUGE, {"a": 1}, *keywords],
+                urls=[f"https://x/{i}.tgz" for i in range(50)],
+                annotations={"kubemart.io/categories": ",".join(f"c{i}" for i in range(50))},
+            )
+        ],
+    )
+    assert spec.keywords == [f"k{i}" for i in range(bounds.MAX_KEYWORDS)]
+    assert len(spec.categories) == bounds.MAX_CATEGORIES
+    assert len(spec.versions[0].urls) == bounds.MAX_URLS
+
+
+def test_annotations_that_are_not_strings_are_ignored() -> None:
+    spec = app_spec("s", "app", [entry("1.0.0", annotations={"kubemart.io/title": {"a": ["b"]}})])
+    assert spec.title == "app"
+
+
+def test_overlong_versions_are_not_versions() -> None:
+    spec = app_spec("s", "a", [entry("1.0.0-" + "a" * 200), entry("1.0.0")])
+    assert [v.version for v in spec.versions] == ["1.0.0"]
+
+
+def test_a_chart_with_an_overlong_name_is_left_out_with_a_short_note() -> None:
+    name = "a" * 5000
+    catalog = catalog_from_charts("main", {name: [entry("1.0.0")], "ok": [entry("1.0.0")]})
+    assert list(catalog.entries) == ["main.ok"]
+    (note,) = catalog.skipped
+    assert len(note) <= MAX_NOTE
+    assert f"longer than {MAX_APP_NAME} characters" in note
+
+
+def test_notes_are_one_short_line_whatever_the_server_sent() -> None:
+    nasty = "bad-name-" + "z" * 300
+    catalog = catalog_from_charts("main", {nasty: annotated(price="\n\x1b[31m".join(["9"] * 5000))})
+    (note,) = catalog.skipped
+    assert "\n" not in note
+    assert "\x1b" not in note
+    assert len(note) <= MAX_NOTE
+
+
+def test_a_chart_name_with_control_characters_is_left_out() -> None:
+    catalog = catalog_from_charts("main", {"bad\nname\x1b[31m": [entry("1.0.0")]})
+    assert catalog.entries == {}
+    (note,) = catalog.skipped
+    assert "control characters" in note
+    assert "\n" not in note
+    assert "\x1b" not in note
 
 
 @pytest.mark.parametrize(
-    ("catalog", "existing", "write", "delete", "unchanged"),
+    ("text", "message"),
     [
-        pytest.param(catalog_of(), {}, [], [], 0, id="nothing at all"),
-        pytest.param(catalog_of("a", "b"), {}, ["main.a", "main.b"], [], 0, id="all new"),
-        pytest.param(catalog_of("a", "b"), hashes(catalog_of("a", "b")), [], [], 2, id="all unchanged"),
+        pytest.param("a: &a [1, 2]\ncpu: *a\n", "aliases", id="aliases refused"),
+        pytest.param("{cpu: " + "1" * 2000 + "}", "longer than", id="overlong annotation"),
         pytest.param(
-            catalog_of("a", "b"),
-            {**hashes(catalog_of("a")), **hashes(catalog_of("b", title="old"))},
-            ["main.b"],
-            [],
-            1,
-            id="one changed",
+            "{cpu: " + "1" * 100 + "}", "requirements.cpu is not a quantity", id="overlong quantity"
         ),
-        pytest.param(
-            catalog_of("a"), {"main.a": None}, ["main.a"], [], 0, id="existing without a hash is rewritten"
-        ),
-        pytest.param(
-            catalog_of("a"),
-            {**hashes(catalog_of("a")), "main.z": "x", "main.gone": None},
-            [],
-            ["main.gone", "main.z"],
-            1,
-            id="gone ones deleted in sorted order",
-        ),
-        pytest.param(catalog_of(), {"main.a": "h"}, [], ["main.a"], 0, id="empty catalog deletes everything"),
-        pytest.param(
-            catalog_of("a", "new"),
-            {**hashes(catalog_of("a", title="old")), "main.old": "h"},
-            ["main.a", "main.new"],
-            ["main.old"],
-            0,
-            id="changed, new and gone together",
-        ),
+        pytest.param("{memory: {a: b}}", "requirements.memory is not a quantity", id="mapping as quantity"),
+        pytest.param("{a: {b: {c: {d: {e: 1}}}}}", "deeper", id="deep nesting"),
     ],
 )
-def test_plan_sync(
-    catalog: Catalog,
-    existing: dict[str, str | None],
-    write: list[str],
-    delete: list[str],
-    unchanged: int,
-) -> None:
-    plan = plan_sync(catalog, existing)
-    assert names(plan.write) == write
-    assert plan.delete == delete
-    assert plan.unchanged == unchanged
-    assert len(plan.write) + plan.unchanged == len(catalog.entries)
+def test_requirements_are_read_with_tight_bounds(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        app_spec("s", "a", annotated(requirements=text))
+
+
+def test_a_catalog_over_the_app_limit_is_refused_whole() -> None:
+    charts = {f"app-{i}": [entry("1.0.0")] for i in range(11)}
+    with pytest.raises(CatalogTooLarge, match="lists 11 charts, more than the 10"):
+        catalog_from_charts("main", charts, max_apps=10)
+    assert len(catalog_from_charts("main", charts, max_apps=11).entries) == 11

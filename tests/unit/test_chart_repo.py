@@ -1,16 +1,19 @@
-"""The chart repository adapter against a real HTTP(S) server on 127.0.0.1: no mocks of httpx."""
+"""The helm HTTP source's client against a real HTTP(S) server on 127.0.0.1: no mocks of httpx."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime
+import gzip
 import hashlib
 import ipaddress
 import socket
 import ssl
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,17 +29,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubemart import __version__
-from kubemart.adapters.chart_repo import (
-    MAX_REDIRECTS,
+from kubemart.sources.cache import ChartCache
+from kubemart.sources.credentials import RepoAuth
+from kubemart.sources.helm_http.client import (
     IndexFetch,
-    RepoAuth,
-    RepoError,
     chart_auth,
     download_chart,
     fetch_index,
     make_client,
     resolve_chart_url,
 )
+from kubemart.sources.helm_http.errors import MAX_REDIRECTS, RepoError
+from support.bombs import double_gzip
 
 INDEX = b"apiVersion: v1\nentries:\n  app:\n  - name: app\n    version: 1.0.0\n    urls: [app-1.0.0.tgz]\n"
 INDEX_DIGEST = "sha256:" + hashlib.sha256(INDEX).hexdigest()
@@ -165,7 +169,7 @@ def download(url: str, cache_dir: Path, expected_digest: str | None, **kwargs: A
     async def go() -> Path:
         async with make_client(auth=None) as client:
             return await download_chart(
-                client, url, expected_digest=expected_digest, cache_dir=cache_dir, **kwargs
+                client, url, expected_digest=expected_digest, cache=ChartCache(cache_dir), **kwargs
             )
 
     return asyncio.run(go())
@@ -304,7 +308,7 @@ def test_rejected_credentials_are_auth_failed_and_never_named(server: RepoServer
     err = fetch_error(url, auth=RepoAuth(username="alice", password="s3cret"))
 
     assert err.reason == "RepositoryAuthFailed"
-    assert not err.retryable
+    assert err.retryable, "a corrected Secret is read at the next attempt"
     assert server.url("/index.yaml") in err.message
     for text in (err.message, str(err), repr(err)):
         for secret in ("s3cret", "url-secret", "q-secret"):
@@ -423,6 +427,30 @@ def test_redirect_to_another_host_drops_credentials(server: RepoServer, auth: Re
     assert "authorization" not in moved.headers
 
 
+def test_a_redirect_whose_body_is_a_bomb_is_followed_without_reading_it(
+    server: RepoServer, double_gzip_bomb: bytes
+) -> None:
+    def bomb_redirect(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(302)
+        h.send_header("Location", "/real/index.yaml")
+        h.send_header("Content-Encoding", "gzip, gzip")
+        h.send_header("Content-Length", str(len(double_gzip_bomb)))
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            h.wfile.write(double_gzip_bomb)
+
+    server.routes["/index.yaml"] = bomb_redirect
+    server.routes["/real/index.yaml"] = reply(200, INDEX)
+    tracemalloc.start()
+    try:
+        got = fetch(server.url())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got.body == INDEX
+    assert peak < 16 * MiB, f"{peak / MiB:.1f} MiB held: the redirect's body was inflated"
+
+
 # --- chart downloads ----------------------------------------------------------------------------
 
 
@@ -499,9 +527,11 @@ def test_chart_over_max_bytes_leaves_nothing(server: RepoServer, tmp_path: Path)
 @pytest.mark.parametrize(
     ("status", "reason", "retryable"),
     [
-        (404, "ChartDownloadFailed", False),
-        (502, "ChartDownloadFailed", True),
-        (401, "RepositoryAuthFailed", False),
+        (404, "ChartNotFound", False),
+        (410, "ChartNotFound", False),
+        (400, "ChartDownloadFailed", False),
+        (502, "RepositoryServerError", True),
+        (401, "RepositoryAuthFailed", True),
     ],
 )
 def test_chart_http_errors(
@@ -725,9 +755,178 @@ def test_malformed_ca_pem_is_a_tls_error() -> None:
 def test_make_client_settings() -> None:
     client = make_client(auth=None, timeout=12.0)
     try:
-        assert client.follow_redirects
+        assert not client.follow_redirects, (
+            "followed by the client module, which never reads a redirect's body"
+        )
         assert client.max_redirects == MAX_REDIRECTS
         assert client.timeout == httpx.Timeout(12.0, connect=10.0)
         assert client.headers["User-Agent"] == f"kubemart/{__version__}"
+        assert client.headers["Accept-Encoding"] == "gzip, deflate", "only what we decode ourselves"
     finally:
         asyncio.run(client.aclose())
+
+
+# --- encodings: decoded by us, with a bound -----------------------------------------------------
+
+
+def gzipped(data: bytes) -> bytes:
+    return gzip.compress(data, 6)
+
+
+@pytest.fixture(scope="module")
+def double_gzip_bomb() -> bytes:
+    """256 MiB of zeros gzipped twice: a few kilobytes on the wire."""
+    return double_gzip(256 * MiB)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzipped),
+        ("x-gzip", gzipped),
+        ("deflate", zlib.compress),
+        ("deflate", lambda d: zlib.compress(d)[2:-4]),  # raw deflate, as some servers send it
+        ("gzip, gzip", lambda d: gzipped(gzipped(d))),
+        ("identity", lambda d: d),
+    ],
+    ids=["gzip", "x-gzip", "deflate", "raw deflate", "gzip twice", "identity"],
+)
+def test_encoded_index_is_decoded_and_its_digest_is_of_the_decoded_bytes(
+    server: RepoServer, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    server.routes["/index.yaml"] = reply(200, encode(INDEX), {"Content-Encoding": encoding})
+    got = fetch(server.url())
+    assert got.body == INDEX
+    assert got.digest == INDEX_DIGEST
+    assert server.seen[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_double_gzip_bomb_stops_at_the_decoded_limit_without_inflating_it(
+    server: RepoServer, double_gzip_bomb: bytes
+) -> None:
+    assert len(double_gzip_bomb) < 4096
+    server.routes["/index.yaml"] = reply(200, double_gzip_bomb, {"Content-Encoding": "gzip, gzip"})
+    tracemalloc.start()
+    try:
+        err = fetch_error(server.url(), max_bytes=4 * MiB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert err.reason == "IndexTooLarge"
+    assert "decoded" in err.message
+    # What was kept: the 4 MiB allowed, and a few 64 KiB steps per layer, never the 256 MiB.
+    assert peak < 16 * MiB, f"{peak / MiB:.1f} MiB held while decoding"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "detail"),
+    [
+        ("br", b"whatever", "br, which was not asked for"),
+        ("gzip, gzip, gzip", gzipped(gzipped(gzipped(INDEX))), "stacked 3 content encodings"),
+        ("gzip", gzipped(INDEX)[:-12], "cut short"),
+        ("gzip", b"not gzip at all", "not valid gzip data"),
+        ("gzip", gzipped(INDEX) + b"trailing junk", "not valid gzip data"),
+    ],
+    ids=["unknown", "three layers", "truncated", "not gzip", "trailing junk"],
+)
+def test_bad_encodings_are_refused_with_a_reason(
+    server: RepoServer, encoding: str, body: bytes, detail: str
+) -> None:
+    server.routes["/index.yaml"] = reply(200, body, {"Content-Encoding": encoding})
+    err = fetch_error(server.url())
+    assert err.reason == "InvalidContentEncoding"
+    assert detail in err.message
+    assert server.url("/index.yaml") in err.message
+
+
+def test_gzip_members_one_after_another_are_one_body(server: RepoServer) -> None:
+    half = len(INDEX) // 2
+    body = gzipped(INDEX[:half]) + gzipped(INDEX[half:])
+    server.routes["/index.yaml"] = reply(200, body, {"Content-Encoding": "gzip"})
+    assert fetch(server.url()).body == INDEX
+
+
+def test_encoded_chart_bomb_is_too_large_and_leaves_nothing(
+    server: RepoServer, tmp_path: Path, double_gzip_bomb: bytes
+) -> None:
+    server.routes["/app.tgz"] = reply(200, double_gzip_bomb, {"Content-Encoding": "gzip, gzip"})
+    with pytest.raises(RepoError) as info:
+        download(server.url("/app.tgz"), tmp_path, None, max_bytes=2 * MiB)
+    assert info.value.reason == "ChartTooLarge"
+    assert not info.value.retryable
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- deadlines: a whole request, not each read ---------------------------------------------------
+
+
+class Trickle:
+    """Declares `size` bytes, then sends one every `every` seconds until the client hangs up."""
+
+    def __init__(self, size: int = 10_000, every: float = 0.1) -> None:
+        self.size = size
+        self.every = every
+        self.done = threading.Event()
+
+    def __call__(self, h: BaseHTTPRequestHandler) -> None:
+        try:
+            h.send_response(200)
+            h.send_header("Content-Length", str(self.size))
+            h.end_headers()
+            for _ in range(self.size):
+                h.wfile.write(b"#")
+                h.wfile.flush()
+                time.sleep(self.every)
+        except OSError:
+            pass
+        finally:
+            self.done.set()
+
+
+def test_a_trickling_index_fails_at_the_deadline(server: RepoServer) -> None:
+    trickle = Trickle()
+    server.routes["/index.yaml"] = trickle
+    started = time.monotonic()
+    err = fetch_error(server.url(), deadline=1.0, timeout=5.0)
+    took = time.monotonic() - started
+    assert err.reason == "RepositoryTimeout"
+    assert err.retryable
+    assert "within 1s" in err.message
+    assert took < 4.0, f"gave up after {took:.1f}s"
+    assert trickle.done.wait(5), "the connection was closed"
+
+
+def test_a_trickling_chart_fails_at_the_deadline_and_leaves_nothing(
+    server: RepoServer, tmp_path: Path
+) -> None:
+    server.routes["/app.tgz"] = Trickle()
+    with pytest.raises(RepoError) as info:
+        download(server.url("/app.tgz"), tmp_path, CHART_HEX, deadline=1.0)
+    assert info.value.reason == "RepositoryTimeout"
+    assert info.value.retryable
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- what the server says about itself is cut ---------------------------------------------------
+
+
+def test_validators_that_are_huge_or_odd_are_not_kept(server: RepoServer) -> None:
+    server.routes["/index.yaml"] = reply(200, INDEX, {"ETag": '"' + "e" * 1000 + '"', "Last-Modified": "x"})
+    got = fetch(server.url())
+    assert got.etag is None
+    assert got.last_modified == "x"
+
+
+def test_a_long_reason_phrase_and_redirect_url_are_cut_in_messages(server: RepoServer) -> None:
+    def rude(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(500, "Boom \x1b[31m" + "r" * 5000)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    long_path = "/" + "p" * 3000
+    server.routes["/index.yaml"] = redirect(long_path + "/index.yaml")
+    server.routes[long_path + "/index.yaml"] = rude
+    err = fetch_error(server.url())
+    assert err.reason == "RepositoryServerError"
+    assert len(err.message) < 600
+    assert "\x1b" not in err.message

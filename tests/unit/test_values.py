@@ -6,7 +6,6 @@ import copy
 import datetime
 import hashlib
 import json
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -274,10 +273,8 @@ def test_values_read_as_helm_reads_them(text: str, expected: dict[str, Any]) -> 
     ],
 )
 def test_values_helm_cannot_take_are_refused_naming_source_and_line(text: str, words: list[str]) -> None:
-    start = time.perf_counter()
     with pytest.raises(InvalidValues) as caught:
         effective_values([(SOURCE, text)], None, limits=ValueLimits())
-    assert time.perf_counter() - start < 1.0
     message = str(caught.value)
     assert message.startswith(SOURCE)
     for word in words:

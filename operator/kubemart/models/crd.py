@@ -90,6 +90,9 @@ def openapi_schema(resource: type[Resource]) -> dict[str, Any]:
         schema["description"] = " ".join(resource.__doc__.split())
     schema["properties"] = properties
     schema["required"] = ["spec"]
+    if "x-kubernetes-validations" in body:
+        # Rules on the whole object (CEL), e.g. on metadata.name, which only the root can see.
+        schema["x-kubernetes-validations"] = body["x-kubernetes-validations"]
     return schema
 
 

@@ -1,61 +1,127 @@
-"""MarketApp: one app of a catalog, cluster-scoped, written only by the operator."""
+"""MarketApp: one app of a catalog, cluster-scoped, written only by the operator.
+
+Everything in a MarketApp's spec came from a catalog server we do not trust, so every string and
+list has a bound, here and in the CRD; `catalog.entries` cuts what it reads to these bounds (or leaves
+the chart out with a note) before anything is written.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
 
 from kubemart.models.resource import Condition, KindInfo, Model, PrinterColumn, Resource, conditions_field
+
+MAX_NAME = 253
+"""A chart name, and so a MarketApp name (a DNS subdomain)."""
+MAX_SHORT = 128
+"""Versions, titles, a developer's name, quantities."""
+MAX_URL = 2048
+MAX_DESCRIPTION = 1024
+MAX_KEY = 512
+"""A developer's public key (base64 of raw bytes, or PEM)."""
+MAX_WORD = 64
+"""One category, keyword or architecture."""
+MAX_VERSIONS = 20
+MAX_URLS = 5
+MAX_CATEGORIES = 10
+MAX_KEYWORDS = 20
+MAX_ARCHITECTURES = 10
+
+Word = Annotated[str, StringConstraints(max_length=MAX_WORD)]
+Url = Annotated[str, StringConstraints(max_length=MAX_URL)]
 
 
 class Developer(Model):
     """Who publishes the app."""
 
-    name: str = Field(description="Who publishes the app.")
-    public_key: str | None = Field(default=None, description="The developer's public key (Ed25519, base64).")
+    name: str = Field(description="Who publishes the app.", max_length=MAX_SHORT)
+    public_key: str | None = Field(
+        default=None, description="The developer's public key (Ed25519, base64).", max_length=MAX_KEY
+    )
 
 
 class AppVersion(Model):
     """One published version of the chart."""
 
-    version: str = Field(description="The chart version (semver).")
-    app_version: str | None = Field(default=None, description="The version of the app the chart installs.")
-    created: str | None = Field(default=None, description="When the chart version was published.")
-    digest: str | None = Field(default=None, description="sha256 of the chart archive, from the index.")
-    urls: list[str] = Field(default_factory=list, description="Where the chart archive can be downloaded.")
+    version: str = Field(description="The chart version (semver).", max_length=MAX_SHORT)
+    app_version: str | None = Field(
+        default=None, description="The version of the app the chart installs.", max_length=MAX_SHORT
+    )
+    created: str | None = Field(
+        default=None, description="When the chart version was published.", max_length=MAX_WORD
+    )
+    digest: str | None = Field(
+        default=None, description="sha256 of the chart archive, from the index.", max_length=MAX_SHORT
+    )
+    urls: list[Url] = Field(
+        default_factory=list,
+        description="Where the chart archive can be downloaded.",
+        max_length=MAX_URLS,
+    )
 
 
 class Price(Model):
     """What the app costs."""
 
     amount: str = Field(
-        description="The price as a decimal string, e.g. 4.99.", pattern=r"^[0-9]+(\.[0-9]{1,8})?$"
+        description="The price as a decimal string, e.g. 4.99.",
+        pattern=r"^[0-9]+(\.[0-9]{1,8})?$",
+        max_length=32,
     )
-    currency: str = Field(description="ISO 4217 currency code, e.g. USD.", pattern=r"^[A-Z]{3}$")
+    currency: str = Field(
+        description="ISO 4217 currency code, e.g. USD.", pattern=r"^[A-Z]{3}$", max_length=3
+    )
 
 
 class Requirements(Model):
     """What the app needs to run."""
 
-    cpu: str | None = Field(default=None, description="CPU the app needs, as a quantity.")
-    memory: str | None = Field(default=None, description="Memory the app needs, as a quantity.")
-    disk: str | None = Field(default=None, description="Disk the app needs, as a quantity.")
-    architectures: list[str] = Field(default_factory=list, description="CPU architectures the app runs on.")
+    cpu: str | None = Field(
+        default=None, description="CPU the app needs, as a quantity.", max_length=MAX_WORD
+    )
+    memory: str | None = Field(
+        default=None, description="Memory the app needs, as a quantity.", max_length=MAX_WORD
+    )
+    disk: str | None = Field(
+        default=None, description="Disk the app needs, as a quantity.", max_length=MAX_WORD
+    )
+    architectures: list[Word] = Field(
+        default_factory=list,
+        description="CPU architectures the app runs on.",
+        max_length=MAX_ARCHITECTURES,
+    )
 
 
 class MarketAppSpec(Model):
     """The app's catalog entry, read from the chart repository's index."""
 
-    source: str = Field(description="The MarketSource this app comes from.")
-    app: str = Field(description="The chart name.")
-    title: str | None = Field(default=None, description="Display name.")
-    description: str | None = Field(default=None, description="What the app does.")
-    icon: str | None = Field(default=None, description="URL of the app's icon.")
-    home: str | None = Field(default=None, description="The app's home page.")
-    categories: list[str] = Field(default_factory=list, description="Catalog categories.")
-    keywords: list[str] = Field(default_factory=list, description="Search keywords.")
+    source: str = Field(description="The MarketSource this app comes from.", max_length=63)
+    app: str = Field(description="The chart name.", max_length=MAX_NAME)
+    title: str | None = Field(default=None, description="Display name.", max_length=MAX_SHORT)
+    description: str | None = Field(
+        default=None, description="What the app does.", max_length=MAX_DESCRIPTION
+    )
+    icon: str | None = Field(default=None, description="URL of the app's icon.", max_length=MAX_URL)
+    home: str | None = Field(default=None, description="The app's home page.", max_length=MAX_URL)
+    categories: list[Word] = Field(
+        default_factory=list,
+        description="Catalog categories.",
+        max_length=MAX_CATEGORIES,
+    )
+    keywords: list[Word] = Field(
+        default_factory=list,
+        description="Search keywords.",
+        max_length=MAX_KEYWORDS,
+    )
     developer: Developer | None = Field(default=None, description="Who publishes the app.")
-    latest_version: str | None = Field(default=None, description="The newest stable version.")
-    versions: list[AppVersion] = Field(default_factory=list, description="Versions, newest first (capped).")
+    latest_version: str | None = Field(
+        default=None, description="The newest stable version.", max_length=MAX_SHORT
+    )
+    versions: list[AppVersion] = Field(
+        default_factory=list, description="Versions, newest first (capped).", max_length=MAX_VERSIONS
+    )
     price: Price | None = Field(default=None, description="Price of the app; absent means free.")
     requirements: Requirements | None = Field(default=None, description="What the app needs to run.")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
 from kubemart.models.resource import (
     DURATION_PATTERN,
@@ -73,8 +74,34 @@ class PaymentGateway(Model):
         return [(self.key_id or "", self.public_key)] + [(k.key_id, k.public_key) for k in self.retired_keys]
 
 
+MIN_INTERVAL = "30s"
+"""Shortest `spec.interval` admitted; the operator also raises shorter ones of older objects to its
+KUBEMART_MIN_SOURCE_INTERVAL."""
+NAME_RULE: JsonDict = {
+    # One DNS label: MarketApp names are `<source>.<app>`, so a dot in a source name could make two
+    # sources produce the same MarketApp name (issue "Trust boundaries", point 2).
+    # Checked when the object is created (names never change): a status write to an older object
+    # with a dotted name must still go through, to say what is wrong with it.
+    "rule": "oldSelf.hasValue() || (size(self.metadata.name) <= 63 && "
+    "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))",
+    "optionalOldSelf": True,
+    "message": "metadata.name of a MarketSource must be one DNS label: at most 63 lowercase letters, "
+    "digits and '-', no dots (its MarketApps are named <source>.<app>)",
+    "reason": "FieldValueInvalid",
+}
+INTERVAL_RULE: JsonDict = {
+    "rule": f"!has(self.interval) || duration(self.interval) >= duration('{MIN_INTERVAL}')",
+    "message": f"interval must be at least {MIN_INTERVAL}; a shorter one would have the operator poll the "
+    "repository without rest",
+    "fieldPath": ".interval",
+    "reason": "FieldValueInvalid",
+}
+
+
 class MarketSourceSpec(Model):
     """Where the catalog is and how to sync it."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [INTERVAL_RULE]})
 
     type: SourceType = Field(
         default=SourceType.HELM, description="How the catalog is served: helm, oci or git."
@@ -82,12 +109,14 @@ class MarketSourceSpec(Model):
     url: str = Field(
         description="The repository URL, e.g. https://charts.example.com.",
         min_length=1,
+        max_length=2048,
         pattern=r"^(https?|oci)://[^\s]+$",
     )
     interval: str = Field(
         default="10m",
-        description="How often to re-sync, as a duration (30s, 10m, 1h).",
+        description=f"How often to re-sync, as a duration (10m, 1h); at least {MIN_INTERVAL}.",
         pattern=DURATION_PATTERN,
+        max_length=32,
     )
     secret_ref: SecretReference | None = Field(
         default=None,
@@ -105,15 +134,29 @@ class MarketSourceSpec(Model):
 class MarketSourceStatus(ReconciledStatus):
     """What the operator last saw of the catalog."""
 
-    revision: str | None = Field(default=None, description="sha256 of the last fetched index.")
+    # Bounded in the CRD (the operator never writes more), but not when read: a status written by
+    # an older operator must not make its own object unreadable.
+    revision: str | None = Field(
+        default=None,
+        description="sha256 of the last good index (the catalog's content).",
+        json_schema_extra={"maxLength": 128},
+    )
     last_sync_time: datetime | None = Field(default=None, description="When the index was last checked.")
     app_count: int | None = Field(default=None, description="How many apps the catalog holds.")
-    etag: str | None = Field(default=None, description="ETag of the last fetched index.")
-    last_modified: str | None = Field(default=None, description="Last-Modified of the last fetched index.")
+    etag: str | None = Field(
+        default=None, description="ETag of the last good index.", json_schema_extra={"maxLength": 256}
+    )
+    last_modified: str | None = Field(
+        default=None,
+        description="Last-Modified of the last good index.",
+        json_schema_extra={"maxLength": 256},
+    )
 
 
 class MarketSource(Resource):
     """A catalog of apps: a chart repository whose charts become MarketApps."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [NAME_RULE]})
 
     info = KindInfo(
         kind="MarketSource",

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from lightkube.resources.core_v1 import Namespace
+from pydantic import BaseModel, ValidationError
 
 from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Body, Kube, KubeError, MarketAppResource, MarketSourceResource
@@ -32,6 +33,8 @@ from kubemart.services.licensing import find_license
 from kubemart.services.problems import Problem
 from kubemart.services.tenancy import tenant_account
 from kubemart.sources.charts import Charts
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Blocked(Exception):
@@ -104,7 +107,7 @@ class Observer:
                 state, adoption_allowed=await self._adoption_allowed(body, state.target_namespace)
             )
         source_body = await self._source(spec.source)
-        source = MarketSource.model_validate(source_body)
+        source = _read(MarketSource, source_body, f"MarketSource {spec.source}")
         market_app = await self._market_app(source_body, source, spec.app)
         version = _resolve(spec.version, spec.app, market_app)
         documents = await self._value_documents(state)
@@ -220,7 +223,7 @@ class Observer:
                     stalled=synced or impostor,
                 )
             )
-        return MarketApp.model_validate(found)
+        return _read(MarketApp, found, f"MarketApp {object_name(name, app)}")
 
     async def _value_documents(self, state: ReleaseState) -> list[tuple[str, str]]:
         """The YAML documents spec.valuesFrom names, as (where, text), in order; read only, parsed later."""
@@ -278,6 +281,20 @@ def _values_and_hash(
     if licence is not None:
         values = merge_values([values, {"kubemartLicense": licence}])
     return values, values_hash(chart_digest=digest, values=values)
+
+
+def _read(model: type[M], body: Body, what: str) -> M:
+    """A catalog object as the model reads it; one an older operator wrote out of bounds is waited out."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise Blocked(
+            Blocker(
+                "CatalogEntryUnreadable",
+                f"{what} cannot be read ({exc.error_count()} problems, first: {exc.errors()[0]['msg']}); "
+                "it is rewritten at its source's next sync.",
+            )
+        ) from None
 
 
 def _blocker(problem: Problem) -> Blocker:

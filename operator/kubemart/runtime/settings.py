@@ -49,7 +49,28 @@ class Settings(BaseSettings):
     catalog_write_concurrency: int = Field(
         default=16, ge=1, description="MarketApp writes in flight per sync."
     )
-    index_max_bytes: int = Field(default=64 * 1024 * 1024, description="Largest index.yaml accepted.")
+    # Catalog sources (docs/security.md, "Threat model: catalogs"): what one repository may cost us.
+    index_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="Largest index.yaml accepted, in bytes once decoded."
+    )
+    index_max_nodes: int = Field(
+        default=1_500_000, ge=10_000, description="Most YAML nodes in an index, aliases counted expanded."
+    )
+    index_parse_seconds: float = Field(
+        default=30.0, gt=0, description="Longest time reading one index may take."
+    )
+    chart_max_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="Largest chart archive downloaded."
+    )
+    repository_deadline: float = Field(
+        default=60.0, gt=0, description="Seconds one request to a chart repository may take, body included."
+    )
+    max_catalog_apps: int = Field(default=10_000, ge=1, description="Most apps one MarketSource may hold.")
+    min_source_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description="Shortest MarketSource interval, in seconds; shorter ones are raised to it.",
+    )
     webhook_port: int = Field(default=8082, ge=0, description="Port of /webhooks/payment; 0 turns it off.")
     webhook_public_url: str = Field(
         default="",

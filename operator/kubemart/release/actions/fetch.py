@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kubemart.release.outcome import Failure, Note, Outcome
 from kubemart.release.state import ReleaseState
-from kubemart.sources.charts import ChartFetchError, Charts
+from kubemart.sources.base import ChartFetchError
+from kubemart.sources.charts import Charts
 
 
 async def fetch(charts: Charts, state: ReleaseState) -> Outcome:

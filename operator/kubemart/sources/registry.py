@@ -1,0 +1,32 @@
+"""Which implementation serves a MarketSource of each `spec.type`, with the operator's limits."""
+
+from __future__ import annotations
+
+from kubemart.models.marketsource import MarketSource, SourceType
+from kubemart.runtime.settings import Settings
+from kubemart.sources.base import Source, SourceError
+from kubemart.sources.cache import ChartCache
+from kubemart.sources.credentials import RepoAuth
+from kubemart.sources.helm_http import HelmHttpSource, HttpLimits
+from kubemart.sources.helm_http.index import IndexLimits
+
+
+def http_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        index_max_bytes=settings.index_max_bytes,
+        chart_max_bytes=settings.chart_max_bytes,
+        deadline=settings.repository_deadline,
+        index=IndexLimits(max_nodes=settings.index_max_nodes, seconds=settings.index_parse_seconds),
+    )
+
+
+def source_for(
+    source: MarketSource, *, auth: RepoAuth | None, settings: Settings, cache: ChartCache
+) -> Source:
+    """The source for `source.spec`; SourceError (not retryable) for a type not supported yet."""
+    if source.spec.type is SourceType.HELM:
+        return HelmHttpSource(source.spec.url, auth=auth, cache=cache, limits=http_limits(settings))
+    raise SourceError(
+        "UnsupportedSourceType",
+        f"Sources of type {source.spec.type.value} are not supported yet; use type helm.",
+    )
