@@ -1,4 +1,4 @@
-"""(f) Hostile catalogs: what a repository that attacks the operator costs it (issue "Trust boundaries").
+"""(g) Hostile catalogs: what a repository that attacks the operator costs it (issue "Trust boundaries").
 
 Each case runs against a fresh `kubemart run` process, so its peak RSS (VmHWM) is the case's own, and
 a thread asks the operator's health endpoint (served on its event loop) every 50 ms: the longest
@@ -175,7 +175,7 @@ def hostile_lines(f: dict[str, Any] | None, when: str) -> list[str]:
     if not f:
         return []
     lines = [
-        f"### (f) Hostile catalogs ({f.get('when', when)})",
+        f"### (g) Hostile catalogs ({f.get('when', when)})",
         "",
         "Each case on a fresh operator process; the loop block is the slowest answer of its health endpoint",
         "(asked every 50 ms), so it is how long the event loop was held.",
