@@ -62,6 +62,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         namespaces=list(memo.get("namespaces") or []) or None,
     )
     memo.drift.start()
+    # Any kind a release holds (custom resources, RBAC) is watched from the first time it is read.
+    memo.installs.corrector.watch_kind = memo.drift.ensure
     view = RuntimeView(memo.sources, memo.apps, memo.pays, memo.helm, memo.drift, memo.webhooks)
     memo.runtime = RuntimeServer(view.state)
     if cfg.metrics_port:
