@@ -44,8 +44,13 @@ WATCHED_KINDS: tuple[tuple[str, str], ...] = (
 MANAGED = {"app.kubernetes.io/managed-by": "Helm"}
 RELEASE_NAME = "meta.helm.sh/release-name"
 RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
+RELEASE_RECORDS = {"owner": "helm"}
+"""Helm's own release records (Secrets labelled owner=helm, name=<release>): a new revision, by us or
+by a person's helm, wakes the app, whose check then reads (and so watches) every kind it holds."""
 REFUSALS_TRIED = 5
 """Attempts at a watch the API server refuses (403, 404) before it is left alone for a while."""
+NOT_SERVED_RETRY = 30.0
+"""Seconds before a kind found not served (its CRD gone, or not yet there) is looked for again."""
 
 OnChange = Callable[[str, str], None]
 """Called with (release namespace, release name)."""
@@ -56,7 +61,8 @@ class _Kind:
     begin: asyncio.Task[None] | None = None
     """Looks the kind up, then starts the watches."""
     watches: list[asyncio.Task[None]] = field(default_factory=list)
-    given_up_at: float | None = None
+    retry_at: float | None = None
+    """Set when the watch was given up: `ensure` starts it again from then on."""
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [t for t in (self.begin, *self.watches) if t is not None]
@@ -86,6 +92,11 @@ class DriftWatcher:
     def start(self) -> None:
         for api_version, kind in WATCHED_KINDS:
             self.ensure(api_version, kind)
+        state = self._kinds[("v1", "release records")] = _Kind()
+        state.begin = asyncio.create_task(
+            self._begin("v1", "Secret", state, labels=RELEASE_RECORDS, owner=_record_owner),
+            name="drift-lookup:releases",
+        )
 
     def ensure(self, api_version: str, kind: str) -> None:
         """Watch this kind, if it is not watched yet (nor was given up on less than `retry_after` ago)."""
@@ -95,13 +106,21 @@ class DriftWatcher:
         if state is not None:
             if state.running():
                 return
-            if state.given_up_at is not None and self._clock() - state.given_up_at < self.retry_after:
+            if state.retry_at is not None and self._clock() < state.retry_at:
                 return
         state = _Kind()
         self._kinds[(api_version, kind)] = state
         state.begin = asyncio.create_task(self._begin(api_version, kind, state), name=f"drift-lookup:{kind}")
 
-    async def _begin(self, api_version: str, kind: str, state: _Kind) -> None:
+    async def _begin(
+        self,
+        api_version: str,
+        kind: str,
+        state: _Kind,
+        *,
+        labels: dict[str, str] = MANAGED,
+        owner: Callable[[Any], tuple[str, str] | None] | None = None,
+    ) -> None:
         """Find the kind's resource, then follow it in each watched namespace (or cluster-wide)."""
         info, why = None, "it is not served by the API server"
         for failures in range(1, REFUSALS_TRIED + 1):
@@ -112,19 +131,29 @@ class DriftWatcher:
                 why = f"API discovery failed: {err.message}"
                 await asyncio.sleep(backoff(failures, base=1.0, cap=30.0))
         if info is None:
-            state.given_up_at = self._clock()
-            log.warning(
-                "%s %s is not watched (%s); tried again in %.0fs", api_version, kind, why, self.retry_after
-            )
+            # A kind not served may be served soon (its CRD being installed): looked for again sooner.
+            state.retry_at = self._clock() + NOT_SERVED_RETRY
+            log.warning("%s %s is not watched (%s)", api_version, kind, why)
             return
         res = self.kube.mapper.resource_class(info)
         for ns in self.namespaces if info.namespaced else [None]:
             where = (ns or "*") if info.namespaced else None
             state.watches.append(
-                asyncio.create_task(self._follow(res, kind, where, state), name=f"drift-watch:{kind}:{ns}")
+                asyncio.create_task(
+                    self._follow(res, kind, where, state, labels, owner or _object_owner),
+                    name=f"drift-watch:{kind}:{ns}",
+                )
             )
 
-    async def _follow(self, res: Any, kind: str, namespace: str | None, state: _Kind) -> None:
+    async def _follow(
+        self,
+        res: Any,
+        kind: str,
+        namespace: str | None,
+        state: _Kind,
+        labels: dict[str, str],
+        owner: Callable[[Any], tuple[str, str] | None],
+    ) -> None:
         failures = refusals = 0
         api: Any = self.kube.client
         scope: dict[str, Any] = {"namespace": namespace} if namespace is not None else {}
@@ -133,16 +162,14 @@ class DriftWatcher:
                 # Start after what exists (each app checks its objects when the operator starts): from the
                 # newest object listed, so that the watch does not replay every object as ADDED.
                 newest = 0
-                async for obj in api.list(res, labels=MANAGED, chunk_size=500, **scope):
+                async for obj in api.list(res, labels=labels, chunk_size=500, **scope):
                     newest = max(newest, int(obj.metadata.resourceVersion or 0))
                 async for _event, obj in api.watch(
-                    res, labels=MANAGED, resource_version=str(newest) if newest else None, **scope
+                    res, labels=labels, resource_version=str(newest) if newest else None, **scope
                 ):
                     failures = refusals = 0
-                    annotations = obj.metadata.annotations or {}
-                    release, release_ns = annotations.get(RELEASE_NAME), annotations.get(RELEASE_NAMESPACE)
-                    if release and release_ns:
-                        self.on_change(release_ns, release)
+                    if (found := owner(obj)) is not None:
+                        self.on_change(*found)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the API server went away, refused, or the watch expired
@@ -150,23 +177,24 @@ class DriftWatcher:
                 if code in (403, 404):
                     refusals += 1
                     if refusals >= REFUSALS_TRIED:
-                        state.given_up_at = self._clock()
+                        wait = self.retry_after if code == 403 else NOT_SERVED_RETRY
+                        state.retry_at = self._clock() + wait
                         log.warning(
                             "watch of %s refused %d times (%s); changes to these objects are seen at the "
-                            "next resync, and the watch is tried again in %.0fs",
+                            "next resync, and the watch is tried again in %.0fs at the earliest",
                             kind,
                             refusals,
-                            exc,
-                            self.retry_after,
+                            _describe(exc),
+                            wait,
                         )
                         return
                 failures += 1
                 delay = backoff(failures, base=1.0, cap=30.0)
                 log.log(
-                    logging.DEBUG if code == 410 else logging.WARNING,
+                    logging.DEBUG if code == 410 else logging.INFO if refusals else logging.WARNING,
                     "watch of %s ended (%s); again in %.0fs",
                     kind,
-                    exc,
+                    _describe(exc),
                     delay,
                 )
                 await asyncio.sleep(delay)
@@ -188,6 +216,15 @@ class DriftWatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _describe(exc: Exception) -> str:
+    """One line for the log (httpx's own message runs over two, with a link)."""
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.status.code}: {exc.status.message}"
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _status(exc: Exception) -> int | None:
     """The HTTP status of a failed list or watch (a bare 404 has no Status body), if there was one."""
     if isinstance(exc, ApiError):
@@ -195,3 +232,16 @@ def _status(exc: Exception) -> int | None:
     if isinstance(exc, httpx2.HTTPStatusError):
         return exc.response.status_code
     return None
+
+
+def _object_owner(obj: Any) -> tuple[str, str] | None:
+    """(namespace, name) of the release an object belongs to, from Helm's annotations."""
+    annotations = obj.metadata.annotations or {}
+    release, namespace = annotations.get(RELEASE_NAME), annotations.get(RELEASE_NAMESPACE)
+    return (namespace, release) if release and namespace else None
+
+
+def _record_owner(obj: Any) -> tuple[str, str] | None:
+    """(namespace, name) of the release a Helm release record is a revision of."""
+    release, namespace = (obj.metadata.labels or {}).get("name"), obj.metadata.namespace
+    return (namespace, release) if release and namespace else None
