@@ -4,7 +4,8 @@
 (b) 50 AppInstalls applied at once, against 50 direct helm installs run 4 at a time;
 (c) a catalog of 5,000 generated charts: first sync, an unchanged re-sync, API writes, peak RSS;
 (d) drift repair time and the cost of idling with 200 apps;
-(e) leader hand-over with two replicas: SIGTERM (the Lease is released) against SIGKILL (it must expire).
+(e) leader hand-over with two replicas: SIGTERM (the Lease is released) against SIGKILL (it must expire);
+(f) drift detection by server-side apply dry-run against the field diff, on real charts (drift_methods.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -35,6 +36,8 @@ from kubernetes import client, config
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from drift_methods import bench_drift_methods  # noqa: E402
+from drift_methods import report as drift_methods_report  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
 
@@ -511,6 +514,7 @@ def write_report(results: dict[str, Any], command: str) -> None:
             f"| **ratio** | **{e['ratio']}** |",
             "",
         ]
+    lines += drift_methods_report(results.get("methods"), results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
@@ -527,10 +531,10 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=300)
     parser.add_argument("--handovers", type=int, default=3)
     parser.add_argument(
-        "--only", choices=["single", "batch", "catalog", "drift", "handover"], action="append"
+        "--only", choices=["single", "batch", "catalog", "drift", "handover", "methods"], action="append"
     )
     args = parser.parse_args()
-    only = set(args.only or ["single", "batch", "catalog", "drift", "handover"])
+    only = set(args.only or ["single", "batch", "catalog", "drift", "handover", "methods"])
     config.load_kube_config(KUBECONFIG)
     custom, core = client.CustomObjectsApi(), client.CoreV1Api()
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
@@ -567,6 +571,10 @@ def main() -> int:
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)
+        if "methods" in only:
+            results["methods"] = bench_drift_methods(
+                bin_dir=BIN, env=env(), runs=args.runs, apiserver_requests=apiserver_requests
+            )
     finally:
         op.stop()
     out = ROOT / "bench" / "results"
@@ -574,7 +582,7 @@ def main() -> int:
     latest = out / "latest.json"
     # Sections not run this time keep their last figures (each says when it was measured).
     previous = json.loads(latest.read_text()) if latest.exists() else {}
-    for section in ("single", "batch", "catalog", "drift", "handover"):
+    for section in ("single", "batch", "catalog", "drift", "handover", "methods"):
         if section in results:
             results[section]["when"] = results["when"]
         elif section in previous:

@@ -25,7 +25,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -114,12 +114,19 @@ class _Wanted:
 
 class Corrector:
     def __init__(
-        self, kube: Kube, helm: Helm, *, watch_kind: Callable[[str, str], None] | None = None
+        self,
+        kube: Kube,
+        helm: Helm,
+        *,
+        watch_kind: Callable[[str, str], None] | None = None,
+        by_dry_run: bool = True,
     ) -> None:
         self.kube = kube
         self.helm = helm
         self.watch_kind = watch_kind
         """Called with each (apiVersion, kind) a release holds, so that changes to it wake the app."""
+        self.by_dry_run = by_dry_run
+        """False: compare field by field only, as when a dry-run is refused (bench/drift_methods.py)."""
         self._in_sync: OrderedDict[ObjectRef, tuple[str, str, str, str]] = OrderedDict()
         self._manifests: OrderedDict[tuple[str, str, int, str], list[_Wanted]] = OrderedDict()
 
@@ -130,13 +137,17 @@ class Corrector:
         *,
         release: str,
         namespace: str,
-        revision: int,
         mode: DriftMode,
         stopped: bool,
+        revision: int | None = None,
+        manifest: Sequence[Mapping[str, Any]] | None = None,
         restore: Mapping[str, int] | None = None,
         acting_as: Principal | None = None,
     ) -> LiveState:
-        manifest = await self.helm.manifest(release, namespace, revision)
+        """All reads, no write. The objects wanted are `manifest`, or else those of Helm's record of
+        `revision` (then their desired forms are kept for the next check of the same revision)."""
+        if manifest is None:
+            manifest = await self.helm.manifest(release, namespace, revision or 0)
         if mode is DriftMode.DISABLED and not stopped:
             manifest = [o for o in manifest if o.get("kind") in WORKLOAD_KINDS]  # health only
         reader = self.kube.acting_as(acting_as)
@@ -190,10 +201,10 @@ class Corrector:
 
     async def _wanted(
         self,
-        manifest: list[dict[str, Any]],
+        manifest: Sequence[Mapping[str, Any]],
         release: str,
         namespace: str,
-        revision: int,
+        revision: int | None,
         mode: DriftMode,
         stopped: bool,
     ) -> tuple[list[_Wanted], list[Unreadable]]:
@@ -217,8 +228,8 @@ class Corrector:
             if infos[(str(o.get("apiVersion", "")), str(o.get("kind", "")))] is None
         ]
         scopes = "".join("n" if i is not None and i.namespaced else "c" for i in infos.values())
-        key = (release, namespace, revision, f"{mode.value}:{stopped}:{scopes}")
-        cached = self._manifests.get(key)
+        key = (release, namespace, revision or 0, f"{mode.value}:{stopped}:{scopes}")
+        cached = self._manifests.get(key) if revision is not None else None
         if cached is None:
             cached = []
             for o in manifest:
@@ -231,7 +242,8 @@ class Corrector:
                 ref = ref_of(desired, default_namespace=namespace, namespaced=info.namespaced)
                 digest = hashlib.sha256(json.dumps(desired, sort_keys=True).encode()).hexdigest()
                 cached.append(_Wanted(ref, desired, digest))
-            _keep(self._manifests, key, cached, _MANIFESTS_KEPT)
+            if revision is not None:
+                _keep(self._manifests, key, cached, _MANIFESTS_KEPT)
         return list(cached), unreadable
 
     async def _get(self, reader: Kube, ref: ObjectRef) -> tuple[dict[str, Any] | None, Unreadable | None]:
@@ -257,6 +269,8 @@ class Corrector:
             return (), None, 0
         fallback = None
         try:
+            if not self.by_dry_run:
+                return await _off_loop(compare_fields, w.desired, live), None, 0
             dry_run = await reader.apply_object(w.desired, namespace=w.ref.namespace, dry_run=True)
             paths = await _off_loop(compare_dry_run, live, dry_run)
         except KubeError as err:
