@@ -6,6 +6,7 @@ API discovery (adapters/discovery.py) is checked against the real API server too
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import time
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -276,3 +278,68 @@ def _create_crd(ext: client.ApiextensionsV1Api, group: str) -> None:
             },
         }
     )
+
+
+def test_a_refused_watch_is_tried_a_bounded_number_of_times(
+    cluster: Cluster, k8s: client.ApiClient, namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator that may not list a kind (rbac.chartContents=none and a chart's own kind) tries its
+    watch a few times, says so once, and leaves it: no retry loop."""
+    from lightkube import AsyncClient
+    from lightkube.config.kubeconfig import KubeConfig
+
+    from kubemart.services import drift_watch
+
+    cluster.run("kubectl", "create", "serviceaccount", "nobody", "-n", namespace)
+    config = token_kubeconfig(cluster, "nobody", namespace, tmp_path / "kubeconfig")
+
+    async def scenario() -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        kube = Kube(AsyncClient(KubeConfig.from_file(config)))
+        watcher = drift_watch.DriftWatcher(kube, lambda ns, r: None, backoff_base=0.02, retry_after=600)
+        try:
+            watcher.ensure("rbac.authorization.k8s.io/v1", "ClusterRole")
+            deadline = time.monotonic() + 30
+            while watcher.alive()[1] == 0 or watcher.alive()[0]:
+                assert time.monotonic() < deadline, "the refused watch was never given up"
+                await asyncio.sleep(0.05)
+            given_up = watcher.watched()
+            watcher.ensure("rbac.authorization.k8s.io/v1", "ClusterRole")  # the next app's read
+            await asyncio.sleep(0.5)
+            return given_up, watcher.watched()
+        finally:
+            await watcher.close()
+            await kube.close()
+
+    with caplog.at_level(logging.INFO, logger="kubemart.drift"):
+        given_up, after = asyncio.run(scenario())
+    assert given_up == set()
+    assert after == set(), "not started again before retry_after"
+    refusals = [r for r in caplog.records if "ClusterRole" in r.getMessage()]
+    assert len(refusals) == drift_watch.REFUSALS_TRIED, [r.getMessage() for r in refusals]
+    warnings = [r for r in refusals if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, "said once"
+    assert "403" in warnings[0].getMessage()
+    assert "next resync" in warnings[0].getMessage()
+
+
+def token_kubeconfig(cluster: Cluster, account: str, namespace: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as `account` with a TokenRequest token: its rights and no others."""
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    token = cluster.run(
+        "kubectl", "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [server],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": account, "context": {"cluster": server["name"], "user": account}}],
+                "current-context": account,
+            }
+        )
+    )
+    return path

@@ -191,13 +191,12 @@ def own_operator(
             "KUBEMART_RESYNC_INTERVAL": str(RESYNC),
         },
     )
-    op.log_path = tmp_path_factory.mktemp("operator") / "operator.log"
     op.start()
     try:
         yield op
     finally:
         op.stop()
-        print(f"\nthe real-chart operator's log: {op.log_path}")
+        print(f"\nthe real-chart operator's log (kept with KUBEMART_KEEP_LOGS=1): {op.log_path}")
         operator_session.start()
 
 

@@ -27,6 +27,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from kubemart.adapters.helm import Helm
@@ -43,6 +44,7 @@ from kubemart.domain.drift import (
     replicas_target,
 )
 from kubemart.domain.health import workload_health
+from kubemart.domain.live_state import CorrectionResult, LiveState, Unreadable
 from kubemart.models.appinstall import DriftMode
 
 T = TypeVar("T")
@@ -50,46 +52,6 @@ READS_AT_ONCE = 8
 """API requests one app's check has in flight: a big chart never crowds out other apps' checks."""
 _IN_SYNC_KEPT = 50_000
 _MANIFESTS_KEPT = 256
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """An object of the manifest the operator could not check, and why."""
-
-    ref: ObjectRef
-    reason: str
-    """KindNotServed (no CRD for it) or Forbidden (the acting account may not read it)."""
-    message: str
-
-    def describe(self) -> str:
-        return f"{self.ref} cannot be checked: {self.message}"
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """What the release's objects are, against its manifest (the result of `read_live`)."""
-
-    drift: tuple[Drift, ...] = ()
-    unhealthy: tuple[str, ...] = ()
-    replicas: Mapping[str, int] = field(default_factory=dict)
-    """Live replicas of scalable workloads, by `Kind/name` (remembered when stopping)."""
-    scaled_to_zero: bool = True
-    """Every Deployment and StatefulSet has no replicas left (what Stopped means)."""
-    unreadable: tuple[Unreadable, ...] = ()
-    compared_by_fields: tuple[str, ...] = ()
-    """Objects compared field by field because the API server refused their dry-run, with why."""
-    requests: int = 0
-    """API requests made for this read (GETs and dry-runs; discovery is cached apart)."""
-    desired: Mapping[ObjectRef, Mapping[str, Any]] = field(default_factory=dict, repr=False)
-    targets: Mapping[ObjectRef, int] = field(default_factory=dict)
-    """Replicas a stop or resume holds a workload to."""
-
-
-@dataclass(frozen=True)
-class CorrectionResult:
-    corrected: tuple[Drift, ...] = ()
-    failed: tuple[str, ...] = ()
-    """Corrections the API server refused, with why."""
 
 
 @dataclass
@@ -153,7 +115,7 @@ class Corrector:
         reader = self.kube.acting_as(acting_as)
         wanted, unreadable = await self._wanted(manifest, release, namespace, revision, mode, stopped)
         limit = asyncio.Semaphore(READS_AT_ONCE)
-        got = await _bounded(limit, (self._get(reader, w.ref) for w in wanted))
+        got = await _bounded(limit, [partial(self._get, reader, w.ref) for w in wanted])
         lives: dict[ObjectRef, dict[str, Any] | None] = {}
         for w, (live, problem) in zip(wanted, got, strict=True):
             if problem is not None:
@@ -170,7 +132,8 @@ class Corrector:
             who = acting_as.user if acting_as is not None else ""
             compare = mode is not DriftMode.DISABLED
             found = await _bounded(
-                limit, (self._drift_of(reader, w, lives[w.ref], who, compare, stopped) for w in readable)
+                limit,
+                [partial(self._drift_of, reader, w, lives[w.ref], who, compare, stopped) for w in readable],
             )
             for w, (paths, fallback, asked) in zip(readable, found, strict=True):
                 requests += asked
@@ -385,10 +348,13 @@ def _safe(ref: ObjectRef, err: KubeError) -> str:
     return err.message
 
 
-async def _bounded(limit: asyncio.Semaphore, calls: Iterable[Awaitable[T]]) -> list[T]:
-    async def one(call: Awaitable[T]) -> T:
+async def _bounded(limit: asyncio.Semaphore, calls: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
+    """Run the calls, `limit` at a time. Each coroutine is made only once it may run, so that none is
+    left un-awaited when the check is cancelled (a newer spec, the operator stopping)."""
+
+    async def one(call: Callable[[], Awaitable[T]]) -> T:
         async with limit:
-            return await call
+            return await call()
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
 

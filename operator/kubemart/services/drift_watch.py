@@ -79,12 +79,14 @@ class DriftWatcher:
         *,
         namespaces: list[str] | None = None,
         retry_after: float = 600.0,
+        backoff_base: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.on_change = on_change
         self.namespaces: list[str | None] = list(namespaces or []) or [None]
         self.retry_after = retry_after
+        self.backoff_base = backoff_base
         self._clock = clock
         self._kinds: dict[tuple[str, str], _Kind] = {}
         self._closed = False
@@ -129,7 +131,7 @@ class DriftWatcher:
                 break
             except KubeError as err:
                 why = f"API discovery failed: {err.message}"
-                await asyncio.sleep(backoff(failures, base=1.0, cap=30.0))
+                await asyncio.sleep(backoff(failures, base=self.backoff_base, cap=30.0))
         if info is None:
             # A kind not served may be served soon (its CRD being installed): looked for again sooner.
             state.retry_at = self._clock() + NOT_SERVED_RETRY
@@ -189,7 +191,7 @@ class DriftWatcher:
                         )
                         return
                 failures += 1
-                delay = backoff(failures, base=1.0, cap=30.0)
+                delay = backoff(failures, base=self.backoff_base, cap=30.0)
                 log.log(
                     logging.DEBUG if code == 410 else logging.INFO if refusals else logging.WARNING,
                     "watch of %s ended (%s); again in %.0fs",
