@@ -39,6 +39,7 @@ class LiveState:
     requests: int = 0
     """API requests made for this read (GETs and dry-runs; discovery is cached apart)."""
     desired: Mapping[ObjectRef, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    """The manifest's object of each drifted one, as `correct` applies it (domain.desired)."""
     targets: Mapping[ObjectRef, int] = field(default_factory=dict)
     """Replicas a stop or resume holds a workload to."""
 

@@ -69,9 +69,23 @@ class Check:
 
 @dataclass(frozen=True)
 class _Wanted:
+    """A manifest object and where it lives. Its desired form is built when it is needed (a dry-run,
+    a correction), not kept: the manifest itself is already kept by the Helm adapter."""
+
     ref: ObjectRef
-    desired: dict[str, Any]
+    source: Mapping[str, Any]
     digest: str
+    release: str
+    release_namespace: str
+    namespaced: bool
+
+    def desired(self) -> dict[str, Any]:
+        return desired_object(
+            self.source,
+            release=self.release,
+            release_namespace=self.release_namespace,
+            namespaced=self.namespaced,
+        )
 
 
 class Corrector:
@@ -107,7 +121,7 @@ class Corrector:
         acting_as: Principal | None = None,
     ) -> LiveState:
         """All reads, no write. The objects wanted are `manifest`, or else those of Helm's record of
-        `revision` (then their desired forms are kept for the next check of the same revision)."""
+        `revision` (then what is learnt of them is kept for the next check of the same revision)."""
         if manifest is None:
             manifest = await self.helm.manifest(release, namespace, revision or 0)
         if mode is DriftMode.DISABLED and not stopped:
@@ -140,7 +154,11 @@ class Corrector:
                 if fallback:
                     by_fields.append(fallback)
                 live = lives[w.ref]
-                target = replicas_target(w.desired, stopped=stopped, restore=restore)
+                target = (
+                    replicas_target(w.desired(), stopped=stopped, restore=restore)
+                    if w.ref.kind in SCALABLE_KINDS and (stopped or restore)
+                    else None
+                )
                 if target is not None:
                     targets[w.ref] = target
                     paths = tuple(p for p in paths if p != "spec.replicas")
@@ -150,6 +168,7 @@ class Corrector:
                     drift.append(Drift(w.ref, missing=True))
                 elif paths:
                     drift.append(Drift(w.ref, missing=False, fields=paths))
+        drifted = {d.ref for d in drift}
         return LiveState(
             drift=tuple(drift),
             unhealthy=tuple(unhealthy),
@@ -158,7 +177,7 @@ class Corrector:
             unreadable=tuple(unreadable),
             compared_by_fields=tuple(by_fields),
             requests=requests,
-            desired={w.ref: w.desired for w in readable},
+            desired={w.ref: w.desired() for w in readable if w.ref in drifted},
             targets=targets,
         )
 
@@ -204,7 +223,7 @@ class Corrector:
                 )
                 ref = ref_of(desired, default_namespace=namespace, namespaced=info.namespaced)
                 digest = hashlib.sha256(json.dumps(desired, sort_keys=True).encode()).hexdigest()
-                cached.append(_Wanted(ref, desired, digest))
+                cached.append(_Wanted(ref, o, digest, release, namespace, info.namespaced))
             if revision is not None:
                 _keep(self._manifests, key, cached, _MANIFESTS_KEPT)
         return list(cached), unreadable
@@ -233,8 +252,8 @@ class Corrector:
         fallback = None
         try:
             if not self.by_dry_run:
-                return await _off_loop(compare_fields, w.desired, live), None, 0
-            dry_run = await reader.apply_object(w.desired, namespace=w.ref.namespace, dry_run=True)
+                return await _off_loop(compare_fields, w.desired(), live), None, 0
+            dry_run = await reader.apply_object(w.desired(), namespace=w.ref.namespace, dry_run=True)
             paths = await _off_loop(compare_dry_run, live, dry_run)
         except KubeError as err:
             if err.status == 0 and err.reason != KIND_NOT_SERVED:
@@ -242,7 +261,7 @@ class Corrector:
             # Refused (an account that may read but not patch, a webhook that is down): compare the
             # fields the manifest sets instead, so that drift is still seen.
             fallback = f"{w.ref}: the dry-run was refused ({_safe(w.ref, err)})"
-            paths = await _off_loop(compare_fields, w.desired, live)
+            paths = await _off_loop(compare_fields, w.desired(), live)
         if stopped and w.ref.kind in SCALABLE_KINDS:
             unchanged = not [p for p in paths if p != "spec.replicas"]
         else:
