@@ -299,9 +299,10 @@ def test_a_refused_watch_is_tried_a_bounded_number_of_times(
         try:
             watcher.ensure("rbac.authorization.k8s.io/v1", "ClusterRole")
             deadline = time.monotonic() + 30
-            while watcher.alive()[1] == 0 or watcher.alive()[0]:
+            while ("rbac.authorization.k8s.io/v1", "ClusterRole") not in watcher.given_up():
                 assert time.monotonic() < deadline, "the refused watch was never given up"
                 await asyncio.sleep(0.05)
+            assert watcher.alive() == (0, 0), "a watch given up is not counted as one that should run"
             given_up = watcher.watched()
             watcher.ensure("rbac.authorization.k8s.io/v1", "ClusterRole")  # the next app's read
             await asyncio.sleep(0.5)

@@ -9,6 +9,7 @@ namespace each. Run alone with `pytest -m realcharts`; skipped when the corpus i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -29,7 +30,7 @@ from support.kube import Objects, ready
 from support.operator_process import OperatorProcess
 from support.realcharts import RealChart, provide_capacity, real_charts, remove_capacity
 from support.repo import ChartRepo
-from support.wait import wait_for
+from support.wait import WaitTimeout, wait_for
 
 CHARTS = real_charts()
 pytestmark = [
@@ -238,9 +239,21 @@ def installed(
         run.timings["AppInstalls to Ready, all eight"] = time.monotonic() - started
         yield run
     finally:
-        for c in CHARTS:
-            if run.namespaces:
+        if run.namespaces:
+            for c in CHARTS:
                 objects.delete("appinstalls", c.release, run.namespaces[c.app])
+            # Uninstalled by this operator before it stops: ingress-nginx's webhook must not outlive the module.
+            with contextlib.suppress(WaitTimeout):
+                wait_for(
+                    lambda: (
+                        not [
+                            c for c in CHARTS if objects.get("appinstalls", c.release, run.namespaces[c.app])
+                        ]
+                    ),
+                    timeout=300,
+                    interval=1,
+                    what="all eight uninstalled",
+                )
         if run.source:
             objects.delete("marketsources", run.source)
         repo.close()

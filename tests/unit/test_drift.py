@@ -25,6 +25,7 @@ from kubemart.domain.drift import (
     ref_of,
     replicas_target,
 )
+from kubemart.services.correction import well_formed
 
 
 def obj(kind: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
@@ -413,3 +414,27 @@ def test_ref_and_describe() -> None:
 )
 def test_quantity(text: Any, value: str | None) -> None:
     assert quantity(text) == (Decimal(value) if value is not None else None)
+
+
+# --- what a forged release manifest may hold ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("manifest_object", "ok"),
+    [
+        pytest.param(obj("Service"), True, id="a Service"),
+        pytest.param(obj("Service", namespace="apps"), True, id="with a namespace"),
+        pytest.param(
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": ""}}, False, id="empty name"
+        ),
+        pytest.param({"apiVersion": "v1", "kind": "Service", "metadata": {}}, False, id="no name"),
+        pytest.param({"apiVersion": "v1", "kind": "Service", "metadata": ["x"]}, False, id="metadata a list"),
+        pytest.param({"apiVersion": "v1", "metadata": {"name": "x"}}, False, id="no kind"),
+        pytest.param(
+            {"apiVersion": 1, "kind": "Service", "metadata": {"name": "x"}}, False, id="apiVersion a number"
+        ),
+        pytest.param(obj("Service", namespace=["a"]), False, id="namespace a list"),
+    ],
+)
+def test_well_formed_manifest_objects(manifest_object: dict[str, Any], ok: bool) -> None:
+    assert well_formed(manifest_object) is ok

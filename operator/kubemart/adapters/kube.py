@@ -306,6 +306,8 @@ class Kube:
 
     async def get_object(self, api_version: str, kind: str, name: str, namespace: str | None) -> Body | None:
         """Any object by kind and name; None when it does not exist."""
+        if not name:
+            raise KubeError(422, "Invalid", f"a {kind} without a name cannot be read")
         info = await self._served(api_version, kind)
         ns = namespace if info.namespaced else None
         try:
@@ -330,6 +332,8 @@ class Kube:
         `dry_run` nothing is stored: the answer is the object as it would be."""
         info = await self._served(str(body.get("apiVersion", "")), str(body.get("kind", "")))
         meta = body.get("metadata") or {}
+        if not meta.get("name"):
+            raise KubeError(422, "Invalid", f"a {info.kind} without a name cannot be applied")
         ns = (meta.get("namespace") or namespace) if info.namespaced else None
         try:
             obj = await self._api.patch(

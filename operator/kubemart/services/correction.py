@@ -191,6 +191,10 @@ class Corrector:
         stopped: bool,
     ) -> tuple[list[_Wanted], list[Unreadable]]:
         """The manifest's objects as desired objects, for the kinds the API server serves."""
+        # The manifest is read from a Secret a tenant may write: an object without a kind or a name
+        # (which would make a GET a LIST) is reported, not requested.
+        malformed = [o for o in manifest if not well_formed(o)]
+        manifest = [o for o in manifest if well_formed(o)]
         kinds = sorted({(str(o.get("apiVersion", "")), str(o.get("kind", ""))) for o in manifest})
         infos = dict(
             zip(kinds, await asyncio.gather(*(self.kube.resource_for(*k) for k in kinds)), strict=True)
@@ -208,6 +212,13 @@ class Corrector:
             )
             for o in manifest
             if infos[(str(o.get("apiVersion", "")), str(o.get("kind", "")))] is None
+        ] + [
+            Unreadable(
+                ObjectRef(str(o.get("apiVersion", "")), str(o.get("kind", "")), namespace, "(no name)"),
+                "Invalid",
+                "the release manifest holds an object without apiVersion, kind or metadata.name",
+            )
+            for o in malformed
         ]
         scopes = "".join("n" if i is not None and i.namespaced else "c" for i in infos.values())
         key = (release, namespace, revision or 0, f"{mode.value}:{stopped}:{scopes}")
@@ -340,6 +351,19 @@ class Corrector:
             scaled_to_zero=live.scaled_to_zero,
             replicas=dict(live.replicas),
         )
+
+
+def well_formed(obj: Mapping[str, Any]) -> bool:
+    """An object that names its kind and itself (and, if any, its namespace) with plain strings."""
+    meta = obj.get("metadata")
+    return (
+        isinstance(obj.get("apiVersion"), str)
+        and isinstance(obj.get("kind"), str)
+        and isinstance(meta, Mapping)
+        and isinstance(meta.get("name"), str)
+        and bool(meta["name"])
+        and isinstance(meta.get("namespace", ""), str | None)
+    )
 
 
 def _workloads(

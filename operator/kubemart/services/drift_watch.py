@@ -181,6 +181,9 @@ class DriftWatcher:
                     if refusals >= REFUSALS_TRIED:
                         wait = self.retry_after if code == 403 else NOT_SERVED_RETRY
                         state.retry_at = self._clock() + wait
+                        # Left alone on purpose (and said so): no longer counted as a watch that should run.
+                        if (me := asyncio.current_task()) in state.watches:
+                            state.watches.remove(me)
                         log.warning(
                             "watch of %s refused %d times (%s); changes to these objects are seen at the "
                             "next resync, and the watch is tried again in %.0fs at the earliest",
@@ -205,6 +208,10 @@ class DriftWatcher:
         """(watches running, watches started), for the runtime view."""
         tasks = [t for s in self._kinds.values() for t in s.watches]
         return sum(1 for t in tasks if not t.done()), len(tasks)
+
+    def given_up(self) -> set[tuple[str, str]]:
+        """The kinds left unwatched for now (refused, or not served), until `ensure` tries them again."""
+        return {k for k, s in self._kinds.items() if s.retry_at is not None and not s.running()}
 
     def watched(self) -> set[tuple[str, str]]:
         """The kinds being watched now."""
