@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -86,6 +88,14 @@ def inventory(cluster: Cluster, namespaces: dict[str, str]) -> set[tuple[str, ..
         ns = meta.get("namespace") or ""
         out.add((item["apiVersion"].rpartition("/")[0], item["kind"], by_namespace.get(ns, ns), meta["name"]))
     return out
+
+
+def cpu_seconds(op: OperatorProcess) -> tuple[float, float]:
+    """(the operator's own CPU seconds, its finished children's: helm), from /proc."""
+    assert op.proc is not None
+    fields = Path(f"/proc/{op.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
 
 
 def values_file(tmp: Any, chart: RealChart) -> str:
@@ -222,7 +232,7 @@ def installed(
         run.namespaces = {c.app: f"km-{c.app}-{run.suffix}" for c in CHARTS}
         create_namespaces(client.CoreV1Api(k8s), list(run.namespaces.values()))
         run.before = inventory(cluster, run.namespaces)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_seconds(own_operator)
         for c in CHARTS:
             spec: dict[str, Any] = {"source": run.source, "app": c.app, "values": c.values, "timeout": "5m"}
             objects.create(
@@ -237,6 +247,9 @@ def installed(
             what="all eight Running and Ready",
         )
         run.timings["AppInstalls to Ready, all eight"] = time.monotonic() - started
+        used = cpu_seconds(own_operator)
+        run.timings["operator CPU meanwhile"] = used[0] - cpu[0]
+        run.timings["helm subprocesses' CPU meanwhile"] = used[1] - cpu[1]
         yield run
     finally:
         if run.namespaces:
