@@ -286,10 +286,6 @@ class Kube:
         """The resource serving a kind, from the API server's discovery; None when none does."""
         return await self.mapper.lookup(api_version, kind)
 
-    async def resource_class(self, api_version: str, kind: str) -> Any:
-        """lightkube's (generic) class for a served kind, for lists and watches."""
-        return self.mapper.resource_class(await self._served(api_version, kind))
-
     async def is_namespaced(self, api_version: str, kind: str) -> bool:
         return (await self._served(api_version, kind)).namespaced
 
