@@ -94,13 +94,14 @@ class Corrector:
         kube: Kube,
         helm: Helm,
         *,
-        watch_kind: Callable[[str, str], None] | None = None,
+        watch_kind: Callable[[str, str, tuple[str, str]], None] | None = None,
         by_dry_run: bool = True,
     ) -> None:
         self.kube = kube
         self.helm = helm
         self.watch_kind = watch_kind
-        """Called with each (apiVersion, kind) a release holds, so that changes to it wake the app."""
+        """Called with each (apiVersion, kind) a release holds and the release (namespace, name), so
+        that changes to objects of the kind wake the app (DriftWatcher.ensure)."""
         self.by_dry_run = by_dry_run
         """False: compare field by field only, as when a dry-run is refused (bench/drift_methods.py)."""
         self._in_sync: OrderedDict[ObjectRef, tuple[str, str, str, str]] = OrderedDict()
@@ -202,7 +203,7 @@ class Corrector:
         if self.watch_kind is not None:
             for (api_version, kind), info in infos.items():
                 if info is not None:
-                    self.watch_kind(api_version, kind)
+                    self.watch_kind(api_version, kind, (namespace, release))
         unreadable = [
             Unreadable(
                 ref_of(o, default_namespace=namespace, namespaced=True),

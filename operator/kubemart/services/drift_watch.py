@@ -63,6 +63,11 @@ class _Kind:
     watches: list[asyncio.Task[None]] = field(default_factory=list)
     retry_at: float | None = None
     """Set when the watch was given up: `ensure` starts it again from then on."""
+    listening: bool = False
+    """The watch has listed what exists and follows changes from there."""
+    waiting: set[tuple[str, str]] = field(default_factory=set)
+    """Releases that hold the kind and were read before its watch listened: woken once it does, so
+    that a change between their read and the watch's start is not missed."""
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [t for t in (self.begin, *self.watches) if t is not None]
@@ -100,17 +105,23 @@ class DriftWatcher:
             name="drift-lookup:releases",
         )
 
-    def ensure(self, api_version: str, kind: str) -> None:
-        """Watch this kind, if it is not watched yet (nor was given up on less than `retry_after` ago)."""
+    def ensure(self, api_version: str, kind: str, owner: tuple[str, str] | None = None) -> None:
+        """Watch this kind, if it is not watched yet (nor was given up on less than `retry_after` ago).
+        `owner` (release namespace, name) just read objects of the kind: if the watch does not listen
+        yet, the release is woken once it does."""
         if self._closed:
             return
         state = self._kinds.get((api_version, kind))
         if state is not None:
             if state.running():
+                if owner is not None and not state.listening:
+                    state.waiting.add(owner)
                 return
             if state.retry_at is not None and self._clock() < state.retry_at:
                 return
         state = _Kind()
+        if owner is not None:
+            state.waiting.add(owner)
         self._kinds[(api_version, kind)] = state
         state.begin = asyncio.create_task(self._begin(api_version, kind, state), name=f"drift-lookup:{kind}")
 
@@ -166,6 +177,11 @@ class DriftWatcher:
                 newest = 0
                 async for obj in api.list(res, labels=labels, chunk_size=500, **scope):
                     newest = max(newest, int(obj.metadata.resourceVersion or 0))
+                if not state.listening:
+                    state.listening = True
+                    waiting, state.waiting = state.waiting, set()
+                    for release_namespace, release in waiting:
+                        self.on_change(release_namespace, release)
                 async for _event, obj in api.watch(
                     res, labels=labels, resource_version=str(newest) if newest else None, **scope
                 ):
