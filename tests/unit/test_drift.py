@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kubemart.domain.desired import desired_object, for_apply, without_nulls
+from kubemart.domain.desired import desired_object, for_apply, well_formed, without_nulls
 from kubemart.domain.drift import (
     MAX_PATHS,
     Drift,
@@ -25,7 +25,6 @@ from kubemart.domain.drift import (
     ref_of,
     replicas_target,
 )
-from kubemart.services.correction import well_formed
 
 
 def obj(kind: str, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:

@@ -128,3 +128,16 @@ def for_apply(desired: Mapping[str, Any], *, replicas: int | None = None) -> dic
     if replicas is not None and isinstance(spec, dict) and "replicas" in spec:
         spec["replicas"] = replicas
     return body
+
+
+def well_formed(obj: Mapping[str, Any]) -> bool:
+    """An object that names its kind and itself (and, if any, its namespace) with plain strings."""
+    meta = obj.get("metadata")
+    return (
+        isinstance(obj.get("apiVersion"), str)
+        and isinstance(obj.get("kind"), str)
+        and isinstance(meta, Mapping)
+        and isinstance(meta.get("name"), str)
+        and bool(meta["name"])
+        and isinstance(meta.get("namespace", ""), str | None)
+    )

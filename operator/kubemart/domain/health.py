@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kubemart.domain.drift import SCALABLE_KINDS, WORKLOAD_KINDS, ObjectRef
+
 
 def workload_health(obj: Mapping[str, Any]) -> str | None:
     """None when a workload is ready; otherwise why not, in a few words. Non-workloads are ready."""
@@ -46,3 +48,23 @@ def workload_health(obj: Mapping[str, Any]) -> str | None:
             return f"Job {name} failed"
         return None  # a running or finished Job is not a health problem
     return None
+
+
+def workloads(
+    lives: Mapping[ObjectRef, Mapping[str, Any] | None], *, stopped: bool
+) -> tuple[list[str], dict[str, int], bool]:
+    """(why workloads are not ready, replicas of scalable ones by `Kind/name`, whether every scalable
+    one has no replica left) of a release's live objects. A stopped app's health is not judged."""
+    unhealthy: list[str] = []
+    replicas: dict[str, int] = {}
+    scaled_to_zero = True
+    for ref, obj in lives.items():
+        if obj is None or ref.kind not in WORKLOAD_KINDS:
+            continue
+        if ref.kind in SCALABLE_KINDS:
+            replicas[f"{ref.kind}/{ref.name}"] = int((obj.get("spec") or {}).get("replicas", 1))
+            if (obj.get("status") or {}).get("replicas"):
+                scaled_to_zero = False
+        if not stopped and (problem := workload_health(obj)):
+            unhealthy.append(problem)
+    return unhealthy, replicas, scaled_to_zero

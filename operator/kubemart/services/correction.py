@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import KIND_NOT_SERVED, Kube, KubeError, Principal
-from kubemart.domain.desired import desired_object, for_apply
+from kubemart.domain.desired import desired_object, for_apply, well_formed
 from kubemart.domain.drift import (
     SCALABLE_KINDS,
     WORKLOAD_KINDS,
@@ -43,7 +43,7 @@ from kubemart.domain.drift import (
     ref_of,
     replicas_target,
 )
-from kubemart.domain.health import workload_health
+from kubemart.domain.health import workloads
 from kubemart.domain.live_state import CorrectionResult, LiveState, Unreadable
 from kubemart.models.appinstall import DriftMode
 
@@ -138,7 +138,7 @@ class Corrector:
             else:
                 lives[w.ref] = live
         readable = [w for w in wanted if w.ref in lives]
-        unhealthy, replicas, scaled_to_zero = _workloads(lives, stopped)
+        unhealthy, replicas, scaled_to_zero = workloads(lives, stopped=stopped)
         requests = len(wanted)
         drift: list[Drift] = []
         targets: dict[ObjectRef, int] = {}
@@ -352,37 +352,6 @@ class Corrector:
             scaled_to_zero=live.scaled_to_zero,
             replicas=dict(live.replicas),
         )
-
-
-def well_formed(obj: Mapping[str, Any]) -> bool:
-    """An object that names its kind and itself (and, if any, its namespace) with plain strings."""
-    meta = obj.get("metadata")
-    return (
-        isinstance(obj.get("apiVersion"), str)
-        and isinstance(obj.get("kind"), str)
-        and isinstance(meta, Mapping)
-        and isinstance(meta.get("name"), str)
-        and bool(meta["name"])
-        and isinstance(meta.get("namespace", ""), str | None)
-    )
-
-
-def _workloads(
-    lives: Mapping[ObjectRef, dict[str, Any] | None], stopped: bool
-) -> tuple[list[str], dict[str, int], bool]:
-    unhealthy: list[str] = []
-    replicas: dict[str, int] = {}
-    scaled_to_zero = True
-    for ref, obj in lives.items():
-        if obj is None or ref.kind not in WORKLOAD_KINDS:
-            continue
-        if ref.kind in SCALABLE_KINDS:
-            replicas[f"{ref.kind}/{ref.name}"] = int((obj.get("spec") or {}).get("replicas", 1))
-            if (obj.get("status") or {}).get("replicas"):
-                scaled_to_zero = False
-        if not stopped and (problem := workload_health(obj)):
-            unhealthy.append(problem)
-    return unhealthy, replicas, scaled_to_zero
 
 
 def _safe(ref: ObjectRef, err: KubeError) -> str:
