@@ -7,7 +7,8 @@
 (e) leader hand-over with two replicas: SIGTERM (the Lease is released) against SIGKILL (it must expire);
 (f) attacks: every case of issue #9 replayed against a fresh operator each, its peak RSS and loop lag
     (bench/attacks.py);
-(g) hostile catalogs: bombs, a trickling server, an index at the limits (bench/hostile_catalogs.py).
+(g) hostile catalogs: bombs, a trickling server, an index at the limits (bench/hostile_catalogs.py);
+(h) drift detection by server-side apply dry-run against the field diff, on real charts (drift_methods.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -40,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from attack_kit import Env  # noqa: E402 - bench/ is on the path: the script's own directory
 from attacks import attacks_report, bench_attacks  # noqa: E402
+from drift_methods import bench_drift_methods  # noqa: E402
+from drift_methods import report as drift_methods_report  # noqa: E402
 from hostile_catalogs import bench_hostile, hostile_lines  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
@@ -523,6 +526,7 @@ def write_report(results: dict[str, Any], command: str) -> None:
     if f:
         lines += attacks_report(f, results["when"])
     lines += hostile_lines(results.get("hostile"), results["when"])
+    lines += drift_methods_report(results.get("methods"), results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
@@ -595,7 +599,7 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--idle", type=float, default=300)
     parser.add_argument("--handovers", type=int, default=3)
-    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile"]
+    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile", "methods"]
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()
@@ -639,6 +643,10 @@ def main() -> int:
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)
+        if "methods" in only:
+            results["methods"] = bench_drift_methods(
+                bin_dir=BIN, env=env(), runs=args.runs, apiserver_requests=apiserver_requests
+            )
         if "hostile" in only:
             if op is not None:
                 op.stop()  # each case runs its own operator

@@ -86,11 +86,17 @@ class App:
         def claimants(namespace: str, release: str) -> list[Body]:
             return app_store.bodies(app_store.lookup("release", (namespace, release)))
 
+        drift = DriftWatcher(
+            kube,
+            lambda ns, release: apps.wake(app_store.lookup("release", (ns, release))),
+            namespaces=namespaces,
+        )
         engine = ReleaseEngine(
             kube=kube,
             helm=helm,
             charts=Charts(kube, settings.chart_cache_dir, settings),
-            live=LiveObjects(kube, Corrector(kube, helm)),
+            # Any kind a release holds (custom resources, RBAC) is watched from the first time it is read.
+            live=LiveObjects(Corrector(kube, helm, watch_kind=drift.ensure)),
             settings=settings,
             events=events,
             claimants=claimants,
@@ -103,11 +109,6 @@ class App:
         payments = Payments(kube, settings, events, remember=pay_store.record)
         pays = Controller("payment", payments.reconcile, needs=needs_reconcile, store=pay_store)
         webhooks = WebhookServer(payments.webhook_secrets, pays.wake)
-        drift = DriftWatcher(
-            kube,
-            lambda ns, release: apps.wake(app_store.lookup("release", (ns, release))),
-            namespaces=namespaces,
-        )
         view = RuntimeView(sources, apps, pays, helm, drift, webhooks)
         metrics.count_apps(lambda: app_store.all().values())
         return cls(

@@ -15,8 +15,6 @@ from typing import Any, Protocol, cast
 import httpx2
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
-from lightkube.core.resource import NamespacedResource
-from lightkube.core.resource_registry import resource_registry
 from lightkube.generic_resource import (
     GenericGlobalResource,
     GenericNamespacedResource,
@@ -25,6 +23,7 @@ from lightkube.generic_resource import (
 )
 from lightkube.types import PatchType
 
+from kubemart.adapters.discovery import ResourceInfo, RESTMapper
 from kubemart.models.resource import GROUP, VERSION
 
 FIELD_MANAGER = "kubemart"
@@ -37,8 +36,12 @@ PaymentResource = create_namespaced_resource(GROUP, VERSION, "Payment", "payment
 Body = dict[str, Any]
 
 
+KIND_NOT_SERVED = "KindNotServed"
+"""KubeError reason: the API server serves no resource for an (apiVersion, kind)."""
+
+
 class KubeError(Exception):
-    """An API call failed: `status` is the HTTP code (0 when the server was not reached)."""
+    """An API call failed: `status` is the HTTP code (0 when there was no HTTP answer for it)."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
@@ -59,6 +62,12 @@ def _translate(exc: Exception) -> KubeError:
     if isinstance(exc, ApiError):
         st = exc.status
         return KubeError(int(st.code or 0), str(st.reason or "Unknown"), str(st.message or exc))
+    if isinstance(exc, httpx2.HTTPStatusError):
+        # An answer without a Status body (a bare 404 for a resource the server does not serve).
+        code = exc.response.status_code
+        return KubeError(
+            code, exc.response.reason_phrase or "Unknown", f"the API server answered HTTP {code}"
+        )
     return KubeError(0, "Unreachable", f"the Kubernetes API could not be reached: {exc}")
 
 
@@ -88,10 +97,16 @@ async def _impersonate(request: httpx2.Request) -> None:
     request.headers = httpx2.Headers([*request.headers.multi_items(), *extra])
 
 
+def _http_of(client: AsyncClient) -> httpx2.AsyncClient | None:
+    """lightkube's own httpx2 client (its connections, auth and our request hook)."""
+    http = getattr(getattr(client, "_client", None), "_client", None)
+    return http if isinstance(http, httpx2.AsyncClient) else None
+
+
 def _install_impersonation(client: AsyncClient) -> None:
     # lightkube has no impersonation setting; its httpx2 client takes a request hook instead.
-    http = getattr(getattr(client, "_client", None), "_client", None)
-    if not isinstance(http, httpx2.AsyncClient):
+    http = _http_of(client)
+    if http is None:
         return  # not lightkube's usual layout: acting_as() will refuse rather than act as the operator
     hooks = http.event_hooks
     if _impersonate not in hooks["request"]:
@@ -128,13 +143,14 @@ class Kube:
         # lightkube's overloads type each resource class; ours are generic, so go through Any.
         self._api: Any = client
         _install_impersonation(client)
+        self.mapper = RESTMapper(self._discover)
 
     def acting_as(self, who: Principal | None) -> Kube:
         """This client, making its requests as `who` (None: as the operator). Same connections."""
         if who is None:
             return self
-        http = getattr(getattr(self.client, "_client", None), "_client", None)
-        if not isinstance(http, httpx2.AsyncClient) or _impersonate not in http.event_hooks["request"]:
+        http = _http_of(self.client)
+        if http is None or _impersonate not in http.event_hooks["request"]:
             raise KubeError(0, "ImpersonationUnavailable", "this Kubernetes client cannot impersonate")
         view = copy.copy(self)
         view._api = _ActingAs(self.client, who)
@@ -279,48 +295,120 @@ class Kube:
 
         return await self.get(Namespace, name) is not None
 
-    # --- any object of a release --------------------------------------------------------------
+    # --- any object, through discovery -------------------------------------------------------
 
-    @staticmethod
-    def resource_for(api_version: str, kind: str) -> Any | None:
-        """lightkube's class for a built-in kind; None for kinds it does not know (a chart's own CRDs)."""
-        try:
-            return resource_registry.load(api_version, kind)
-        except Exception:  # lightkube raises several kinds of error for an unknown kind
-            return None
+    async def resource_for(self, api_version: str, kind: str) -> ResourceInfo | None:
+        """The resource serving a kind, from the API server's discovery; None when none does."""
+        return await self.mapper.lookup(api_version, kind)
 
-    @classmethod
-    def is_namespaced(cls, api_version: str, kind: str) -> bool:
-        res = cls.resource_for(api_version, kind)
-        return res is None or issubclass(res, NamespacedResource)
+    async def is_namespaced(self, api_version: str, kind: str) -> bool:
+        return (await self._served(api_version, kind)).namespaced
+
+    async def _served(self, api_version: str, kind: str) -> ResourceInfo:
+        info = await self.resource_for(api_version, kind)
+        if info is None:
+            raise KubeError(
+                0,
+                KIND_NOT_SERVED,
+                f"{api_version} {kind} is not served by the API server (is the CustomResourceDefinition "
+                "that defines it installed?)",
+            )
+        return info
 
     async def get_object(self, api_version: str, kind: str, name: str, namespace: str | None) -> Body | None:
-        res = self.resource_for(api_version, kind)
-        if res is None:
-            raise KubeError(0, "UnknownKind", f"{api_version} {kind} is not a kind the operator can read")
-        return await self.get(res, name, namespace if issubclass(res, NamespacedResource) else None)
+        """Any object by kind and name; None when it does not exist."""
+        if not name:
+            raise KubeError(422, "Invalid", f"a {kind} without a name cannot be read")
+        info = await self._served(api_version, kind)
+        ns = namespace if info.namespaced else None
+        try:
+            obj = await self._api.get(self.mapper.resource_class(info), name, namespace=ns)
+        except (ApiError, httpx2.HTTPError) as exc:
+            err = self._object_error(exc, info)
+            if err.not_found:
+                return None
+            raise err from exc
+        return _to_dict(obj)
 
     async def apply_object(
-        self, body: Body, *, namespace: str | None, field_manager: str = FIELD_MANAGER
+        self,
+        body: Body,
+        *,
+        namespace: str | None,
+        field_manager: str = FIELD_MANAGER,
+        dry_run: bool = False,
+        force: bool = True,
     ) -> Body:
-        """Server-side apply of any object, taking ownership of the fields it sets."""
-        res = self.resource_for(body["apiVersion"], body["kind"])
-        if res is None:
-            raise KubeError(
-                0, "UnknownKind", f"{body['apiVersion']} {body['kind']} is not a kind the operator can apply"
-            )
-        ns = namespace if issubclass(res, NamespacedResource) else None
+        """Server-side apply of any object, taking ownership of the fields it sets (`force`). With
+        `dry_run` nothing is stored: the answer is the object as it would be."""
+        info = await self._served(str(body.get("apiVersion", "")), str(body.get("kind", "")))
+        meta = body.get("metadata") or {}
+        if not meta.get("name"):
+            raise KubeError(422, "Invalid", f"a {info.kind} without a name cannot be applied")
+        ns = (meta.get("namespace") or namespace) if info.namespaced else None
         try:
-            obj = res.from_dict(body)
-            return _to_dict(await self._api.apply(obj, namespace=ns, field_manager=field_manager, force=True))
+            obj = await self._api.patch(
+                self.mapper.resource_class(info),
+                meta.get("name"),
+                body,
+                namespace=ns,
+                patch_type=PatchType.APPLY,
+                field_manager=field_manager,
+                force=force,
+                dry_run=dry_run,
+            )
         except (ApiError, httpx2.HTTPError) as exc:
-            raise _translate(exc) from exc
+            raise self._object_error(exc, info) from exc
+        return _to_dict(obj)
 
     async def scale(self, api_version: str, kind: str, name: str, namespace: str, replicas: int) -> None:
-        res = self.resource_for(api_version, kind)
-        if res is None:
-            return
-        await self.merge_patch(res, name, {"spec": {"replicas": replicas}}, namespace=namespace)
+        """Set `spec.replicas` (a merge patch: the rights a chart's account has on its workloads)."""
+        info = await self._served(api_version, kind)
+        try:
+            await self._api.patch(
+                self.mapper.resource_class(info),
+                name,
+                {"spec": {"replicas": replicas}},
+                namespace=namespace if info.namespaced else None,
+                patch_type=PatchType.MERGE,
+            )
+        except (ApiError, httpx2.HTTPError) as exc:
+            err = self._object_error(exc, info)
+            if not err.not_found:
+                raise err from exc
+
+    def _object_error(self, exc: Exception, info: ResourceInfo) -> KubeError:
+        err = _translate(exc)
+        if err.status == 404 and not isinstance(exc, ApiError):
+            # A bare 404 (no Status body) is for the resource, not the object: its CRD went away.
+            self.mapper.forget(info.api_version)
+            return KubeError(
+                0, KIND_NOT_SERVED, f"{info.api_version} {info.kind} is no longer served by the API server"
+            )
+        return err
+
+    async def _discover(self, path: str) -> Mapping[str, Any] | None:
+        """A discovery document, fetched as the operator (discovery is open to every user anyway)."""
+        http = _http_of(self.client)
+        if http is None:
+            raise KubeError(0, "DiscoveryUnavailable", "this Kubernetes client cannot read API discovery")
+        token = _ACTING_AS.set(None)
+        try:
+            resp = await http.get(path)
+        except httpx2.HTTPError as exc:
+            raise _translate(exc) from exc
+        finally:
+            _ACTING_AS.reset(token)
+        if resp.status_code == 404:
+            return None
+        if resp.status_code >= 400:
+            raise KubeError(
+                resp.status_code,
+                "DiscoveryFailed",
+                f"API discovery ({path}) answered HTTP {resp.status_code}",
+            )
+        doc = resp.json()
+        return cast(Mapping[str, Any], doc) if isinstance(doc, Mapping) else None
 
 
 def _to_dict(obj: Any) -> Body:

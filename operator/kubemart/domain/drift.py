@@ -1,31 +1,31 @@
 """Drift: where the live objects of a release differ from what its manifest sets (pure).
 
-Only the fields the manifest sets are compared, so what the API server defaults and what other
-controllers own (an HPA's replicas, a Service's clusterIP, statuses) is never drift. Values that
-mean the same but are written differently (quantities such as 0.5 and 500m, stringData and data)
-compare equal.
+The question "would applying the manifest change this object?" is answered by the API server
+itself: a server-side apply dry-run of the manifest's object (as field manager `kubemart`) returns
+the object as it would be, defaults, conversions and other managers' fields included.
+`compare_dry_run` then reports where that differs from the live object, as Flux's ssa/jsondiff does:
+every field outside `metadata` and `status`, and the labels and annotations the manifest would add
+or change (never the ones others added). Values the server writes its own way (`0.5` CPU as
+`500m`, `false` fields it omits, a Secret's `stringData`) are the same on both sides, so they are
+never drift.
+
+`diff_fields` is the fallback when the API server refuses the dry-run (an account that may read
+but not patch, or an admission webhook that is down): it compares only the fields the manifest
+sets, and takes an absent field for the zero value the server omits.
 """
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
 SCALABLE_KINDS = ("Deployment", "StatefulSet")
-_IGNORED_METADATA = {
-    "namespace",
-    "name",
-    "creationTimestamp",
-    "generation",
-    "resourceVersion",
-    "uid",
-    "managedFields",
-}
+MAX_PATHS = 50
+"""Differing paths reported per object: enough to say what changed, bounded for status and Events."""
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
 _SUFFIX = {
     None: Decimal(1),
@@ -75,6 +75,68 @@ def ref_of(obj: Mapping[str, Any], *, default_namespace: str, namespaced: bool) 
     return ObjectRef(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), ns, str(meta.get("name", "")))
 
 
+# --- the dry-run comparison -----------------------------------------------------------------------
+
+
+def compare_dry_run(live: Mapping[str, Any], dry_run: Mapping[str, Any]) -> tuple[str, ...]:
+    """Paths where `dry_run` (the server's answer to applying the manifest's object) differs from `live`."""
+    out: list[str] = []
+    live_meta, dry_meta = live.get("metadata") or {}, dry_run.get("metadata") or {}
+    for part in ("labels", "annotations"):
+        have, want = live_meta.get(part) or {}, dry_meta.get(part) or {}
+        # Only what applying adds or changes: labels others put on the object are theirs.
+        out += [_key(f"metadata.{part}", k) for k, v in want.items() if have.get(k) != v]
+    _walk(_body(live), _normalise_dry_run(_body(dry_run)), "", out)
+    return tuple(out[:MAX_PATHS])
+
+
+def _body(obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+def _normalise_dry_run(obj: dict[str, Any]) -> dict[str, Any]:
+    # Flux's normalize.DryRunUnstructured: API servers before 1.27 answer an HPA dry-run with its
+    # first metric repeated and an empty one appended (kubernetes#118293).
+    if obj.get("kind") == "HorizontalPodAutoscaler" and isinstance(obj.get("spec"), dict):
+        metrics = obj["spec"].get("metrics")
+        if isinstance(metrics, list):
+            kept: list[Any] = []
+            for m in metrics:
+                if isinstance(m, dict) and m.get("type") and m not in kept:
+                    kept.append(m)
+            obj = {**obj, "spec": {**obj["spec"], "metrics": kept}}
+    return obj
+
+
+def _walk(have: Any, want: Any, path: str, out: list[str]) -> None:
+    if len(out) >= MAX_PATHS:
+        return
+    if isinstance(have, dict) and isinstance(want, dict):
+        for key in sorted(set(have) | set(want), key=str):
+            sub = _key(path, key)
+            if key not in have or key not in want:
+                out.append(sub)
+            else:
+                _walk(have[key], want[key], sub, out)
+        return
+    if isinstance(have, list) and isinstance(want, list) and len(have) == len(want):
+        for i, (h, w) in enumerate(zip(have, want, strict=True)):
+            _walk(h, w, f"{path}[{i}]", out)
+        return
+    if have != want or type(have) is not type(want):
+        out.append(path or ".")
+
+
+def _key(path: str, key: Any) -> str:
+    k = str(key)
+    if any(c in k for c in './[]"') or not k:
+        return f'{path}["{k}"]'
+    return f"{path}.{k}" if path else k
+
+
+# --- the fallback: a field-by-field comparison of what the manifest sets --------------------------
+
+
 def quantity(value: Any) -> Decimal | None:
     """A Kubernetes quantity's value, or None when `value` is not one."""
     if isinstance(value, bool):
@@ -96,127 +158,88 @@ def quantity(value: Any) -> Decimal | None:
     return number * _SUFFIX[suffix]
 
 
-def _empty(value: Any) -> bool:
-    return value is None or value == {} or value == [] or value == ""
+def _zero(value: Any) -> bool:
+    """A value the API server does not write back (Go's omitempty), so that absent means it:
+    null, false, 0, "", and lists and mappings holding nothing else."""
+    if isinstance(value, dict):
+        return all(_zero(v) for v in value.values())
+    if isinstance(value, list):
+        return not value
+    return value is None or value is False or (isinstance(value, int | float) and value == 0) or value == ""
 
 
 def _same_scalar(want: Any, have: Any) -> bool:
-    if want == have:
+    if want == have and type(want) is type(have):
         return True
-    if isinstance(want, str) and isinstance(have, str) is False and str(have) == want:
+    if isinstance(want, bool) or isinstance(have, bool):
+        return False
+    if isinstance(want, str) and not isinstance(have, str) and str(have) == want:
         return True  # a number the manifest wrote as a string
+    if isinstance(want, int | float) and isinstance(have, int | float):
+        return want == have
     a, b = quantity(want), quantity(have)
     return a is not None and a == b
 
 
 def diff_fields(want: Any, have: Any, path: str = "") -> list[str]:
-    """Paths (a.b[0].c) where `have` does not hold what `want` sets."""
+    """Paths (a.b[0].c) where `have` does not hold what `want` sets. A field `want` leaves null sets
+    nothing; one it sets to a zero value (`false`, `0`, `""`, `{}`) matches an absent one."""
+    if want is None:
+        return []
     if isinstance(want, dict):
         if not isinstance(have, dict):
-            return [] if _empty(want) and have is None else [path or "."]
+            return [] if have is None and _zero(want) else [path or "."]
         out: list[str] = []
         for key, value in want.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in have:
-                if not _empty(value):
+            sub = _key(path, key)
+            if have.get(key) is None:
+                if not _zero(value):
                     out.append(sub)
                 continue
             out += diff_fields(value, have[key], sub)
-        return out
+        return out[:MAX_PATHS]
     if isinstance(want, list):
         if not isinstance(have, list):
-            return [] if _empty(want) and have is None else [path]
+            return [] if have is None and not want else [path]
         if len(want) != len(have):
             return [path]
         out = []
         for i, (w, h) in enumerate(zip(want, have, strict=True)):
             out += diff_fields(w, h, f"{path}[{i}]")
         return out
-    if _empty(want) and _empty(have):
-        return []
+    if have is None:
+        return [] if _zero(want) else [path]
     return [] if _same_scalar(want, have) else [path]
 
 
-def desired_state(obj: Mapping[str, Any], *, stopped: bool) -> dict[str, Any]:
-    """What the manifest sets, as it compares with a live object."""
-    out = {k: v for k, v in obj.items() if k not in ("status",)}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _IGNORED_METADATA}
-    out["metadata"] = meta
-    if obj.get("kind") == "Secret" and obj.get("stringData"):
-        # The API server stores stringData as base64 in data.
-        data = dict(out.get("data") or {})
-        for k, v in (obj.get("stringData") or {}).items():
-            data[k] = base64.b64encode(str(v).encode()).decode()
-        out["data"] = data
-        out.pop("stringData")
-    if stopped and obj.get("kind") in SCALABLE_KINDS:
-        out["spec"] = {**(out.get("spec") or {}), "replicas": 0}
-    return out
+def compare_fields(desired: Mapping[str, Any], live: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fallback comparison of a desired object (domain.desired) with its live object."""
+    want = {k: v for k, v in desired.items() if k not in ("status", "metadata")}
+    have = {k: v for k, v in live.items() if k not in ("status", "metadata")}
+    meta_want, meta_have = desired.get("metadata") or {}, live.get("metadata") or {}
+    out = [
+        _key(f"metadata.{part}", k)
+        for part in ("labels", "annotations")
+        for k, v in (meta_want.get(part) or {}).items()
+        if (meta_have.get(part) or {}).get(k) != v
+    ]
+    return tuple((out + diff_fields(want, have))[:MAX_PATHS])
 
 
-def find_drift(
-    manifest: Iterable[Mapping[str, Any]],
-    live: Callable[[ObjectRef], Mapping[str, Any] | None],
-    *,
-    default_namespace: str,
-    namespaced: Callable[[str, str], bool],
-    stopped: bool = False,
-) -> list[Drift]:
-    """Every manifest object that is missing or differs from what it sets. `live` looks objects up."""
-    out = []
-    for obj in manifest:
-        ref = ref_of(
-            obj, default_namespace=default_namespace, namespaced=namespaced(obj["apiVersion"], obj["kind"])
-        )
-        have = live(ref)
-        if have is None:
-            out.append(Drift(ref, missing=True))
-            continue
-        fields = diff_fields(
-            desired_state(obj, stopped=stopped), {k: v for k, v in have.items() if k != "status"}
-        )
-        if fields:
-            out.append(Drift(ref, missing=False, fields=tuple(fields)))
-    return out
+# --- replicas: what stop and resume hold a workload to -------------------------------------------
 
 
-def workload_health(obj: Mapping[str, Any]) -> str | None:
-    """None when a workload is ready; otherwise why not, in a few words. Non-workloads are ready."""
-    kind = obj.get("kind")
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    generation = (obj.get("metadata") or {}).get("generation")
-    observed = status.get("observedGeneration")
-    name = (obj.get("metadata") or {}).get("name")
-    if (
-        kind in ("Deployment", "StatefulSet", "DaemonSet")
-        and generation is not None
-        and observed != generation
-    ):
-        return f"{kind} {name} has not observed its latest spec yet"
-    if kind == "Deployment":
-        want = spec.get("replicas", 1)
-        ready = status.get("availableReplicas") or 0
-        updated = status.get("updatedReplicas") or 0
-        if ready < want or updated < want:
-            return f"Deployment {name} has {ready}/{want} replicas available"
+def replicas_target(
+    desired: Mapping[str, Any], *, stopped: bool, restore: Mapping[str, int] | None
+) -> int | None:
+    """The replicas a scalable workload must have now, or None when that is not the operator's call:
+    zero while the app is stopped; when it resumes, the count remembered at the stop for a workload
+    whose chart sets none (the chart's own count is compared like any field)."""
+    if desired.get("kind") not in SCALABLE_KINDS:
         return None
-    if kind == "StatefulSet":
-        want = spec.get("replicas", 1)
-        ready = status.get("readyReplicas") or 0
-        if ready < want or (
-            status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision")
-        ):
-            return f"StatefulSet {name} has {ready}/{want} replicas ready"
-        return None
-    if kind == "DaemonSet":
-        want = status.get("desiredNumberScheduled") or 0
-        ready = status.get("numberReady") or 0
-        if ready < want:
-            return f"DaemonSet {name} has {ready}/{want} pods ready"
-        return None
-    if kind == "Job":
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        if conditions.get("Failed") == "True":
-            return f"Job {name} failed"
-        return None  # a running or finished Job is not a health problem
-    return None
+    if stopped:
+        return 0
+    sets = "replicas" in (desired.get("spec") or {})
+    name = str((desired.get("metadata") or {}).get("name", ""))
+    remembered = (restore or {}).get(f"{desired.get('kind')}/{name}")
+    return None if sets or remembered is None else remembered

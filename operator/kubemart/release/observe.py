@@ -168,15 +168,17 @@ class Observer:
                 state.release_name, state.target_namespace, state.release.revision
             )
             live = await self.live.read(
-                manifest=manifest,
+                release=state.release_name,
                 namespace=state.target_namespace,
+                manifest=manifest,
                 mode=mode,
                 stopped=holding,
                 restore=restore,
+                acting_as=state.account,
             )
         except KubeError as err:
             return replace(state, live_error=err.message)
-        return replace(state, live=live, manifest=tuple(manifest))
+        return replace(state, live=live)
 
     async def _adoption_allowed(self, body: Body, namespace: str) -> bool:
         asked = (body["metadata"].get("annotations") or {}).get(ownership.ADOPT_ANNOTATION) == "true"

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from kubemart.domain.drift import Drift
+from kubemart.domain.live_state import LiveState
 from kubemart.domain.tenancy import Account
 from kubemart.models.appinstall import AppInstallSpec, AppInstallStatus, OwnedRelease, Phase
 from kubemart.models.marketapp import AppVersion
@@ -85,16 +85,8 @@ class Counters:
     upgrade_failures: int = 0
 
 
-@dataclass(frozen=True)
-class Live:
-    """The release's objects in the cluster, compared with its manifest."""
-
-    drift: tuple[Drift, ...] = ()
-    unhealthy: tuple[str, ...] = ()
-    scaled_to_zero: bool = True
-    replicas: Mapping[str, int] = field(default_factory=dict)
-    unreadable: tuple[str, ...] = ()
-    """Objects that could not be read, with why (a kind the API server does not serve, forbidden)."""
+Live = LiveState
+"""The release's objects in the cluster, compared with its manifest (services/correction.read_live)."""
 
 
 @dataclass(frozen=True)
@@ -133,8 +125,6 @@ class ReleaseState:
     live: Live | None = None
     """Read when the release is deployed; None otherwise."""
     live_error: str | None = None
-    manifest: tuple[dict[str, Any], ...] = field(default=(), repr=False)
-    """The current revision's objects, as read for the live check (the correct action applies them)."""
     timeout_seconds: float = 300.0
     """spec.timeout, capped by the operator's setting."""
     timeout_capped: bool = False

@@ -312,7 +312,10 @@ def _steady(
         status.stopped_replicas = None
     if live is not None and live.unreadable:
         status.phase = Phase.DEGRADED
-        message = f"{app} {version} is installed but some of its objects cannot be read: {'; '.join(live.unreadable[:5])}.{note}"
+        unreadable = "; ".join(u.describe() for u in live.unreadable[:5])
+        message = (
+            f"{app} {version} is installed but some of its objects cannot be checked: {unreadable}.{note}"
+        )
         return Summary(False, "ObjectsUnreadable", message), Next(after=60.0)
     if live is not None and live.unhealthy:
         status.phase = Phase.DEGRADED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from kubemart.adapters.helm import Helm, HelmError, Slot, manifest_objects
@@ -13,6 +14,7 @@ from kubemart.release.outcome import Failure, Note, Outcome, entry
 from kubemart.release.ownership import owner_labels
 from kubemart.release.state import Action, Decision, ReleaseState
 from kubemart.runtime import metrics
+from kubemart.sources.archive import olares_manifest
 
 
 async def apply(helm: Helm, state: ReleaseState, decision: Decision, *, slot: Slot) -> Outcome:
@@ -99,7 +101,11 @@ async def apply(helm: Helm, state: ReleaseState, decision: Decision, *, slot: Sl
             "chart_digest": desired.chart_digest,
             "release_revision": record.revision,
             "applied_hash": desired.applied_hash,
-            "entrances": entrances_from(manifest_objects(record.manifest), state.target_namespace),
+            "entrances": entrances_from(
+                await asyncio.to_thread(manifest_objects, record.manifest),
+                state.target_namespace,
+                olares=await asyncio.to_thread(olares_manifest, chart),
+            ),
             "install_failures": None,
             "upgrade_failures": None,
             "last_failure": None,

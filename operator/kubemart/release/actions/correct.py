@@ -14,15 +14,7 @@ async def correct(live: LiveObjects, state: ReleaseState) -> Outcome:
     holding = state.spec.stopped or not state.licensed
     restore = None if holding else (state.status.stopped_replicas or None)
     mode = state.spec.drift_detection.mode if state.licensed else DriftMode.ENABLED
-    done = await live.correct(
-        state.live,
-        manifest=state.manifest,
-        namespace=state.target_namespace,
-        mode=mode,
-        stopped=holding,
-        restore=restore,
-        acting_as=state.account,
-    )
+    done = await live.correct(state.live, mode=mode, stopped=holding, acting_as=state.account)
     notes: list[Note] = []
     drifted = [d for d in done.corrected if not (d.fields == ("spec.replicas",) and (holding or restore))]
     if drifted:
