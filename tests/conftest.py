@@ -123,6 +123,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             check=False,
         )
         report.sections.append(("objects in the test namespace", (found.stdout or found.stderr)[-20000:]))  # type: ignore[attr-defined]
+        sources = subprocess.run(
+            [str(ROOT / "bin" / "kubectl"), "get", "marketsources", "-o", "yaml"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        report.sections.append(("MarketSources", (sources.stdout or sources.stderr)[-20000:]))  # type: ignore[attr-defined]
     return report
 
 

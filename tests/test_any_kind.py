@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -25,6 +24,7 @@ from support.cluster import BIN, Cluster
 from support.kube import Objects, condition, ready
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
+from support.tokens import token_kubeconfig
 from support.wait import wait_for
 
 CHARTS = Path(__file__).parent / "charts"
@@ -205,7 +205,8 @@ def test_a_kind_no_longer_served_gives_a_clear_message_not_a_loop(
         assert "not served" in cond["message"], cond
         assert "Widget" in cond["message"]
         assert "CustomResourceDefinition" in cond["message"], "says what to do"
-        assert objects.get("appinstalls", "lost", namespace)["status"]["phase"] == "Running"
+        assert cond["status"] == "False", "the app's objects cannot be checked: it is not Ready"
+        assert objects.get("appinstalls", "lost", namespace)["status"]["phase"] == "Degraded"
         log = operator.log(since)
         assert "Traceback" not in log
     finally:
@@ -321,26 +322,3 @@ def test_a_refused_watch_is_tried_a_bounded_number_of_times(
     assert len(warnings) == 1, "said once"
     assert "403" in warnings[0].getMessage()
     assert "next resync" in warnings[0].getMessage()
-
-
-def token_kubeconfig(cluster: Cluster, account: str, namespace: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as `account` with a TokenRequest token: its rights and no others."""
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    token = cluster.run(
-        "kubectl", "create", "token", account, "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [server],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": account, "context": {"cluster": server["name"], "user": account}}],
-                "current-context": account,
-            }
-        )
-    )
-    return path

@@ -20,6 +20,7 @@ from support.cluster import BIN, ROOT, Cluster
 from support.kube import Objects, ready
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
+from support.tokens import token_kubeconfig
 from support.wait import wait_for
 
 CHART = ROOT / "charts" / "kubemart"
@@ -240,29 +241,6 @@ def test_rendered_objects_are_accepted_by_the_api_server(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("(server dry run)") == len(docs), out.stdout
-
-
-def token_kubeconfig(cluster: Cluster, account: str, namespace: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as `account` with a TokenRequest token: its rights and no others."""
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    server = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    token = cluster.run(
-        "kubectl", "create", "token", account, "-n", namespace, "--duration=2h"
-    ).stdout.strip()
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [server],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": account, "context": {"cluster": server["name"], "user": account}}],
-                "current-context": account,
-            }
-        )
-    )
-    return path
 
 
 def helm_install(cluster: Cluster, release: str, namespace: str, *sets: str) -> None:

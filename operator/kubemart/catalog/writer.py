@@ -2,7 +2,7 @@
 
 A few workers pull the next write from one list, rather than one task per MarketApp: thousands of
 tasks made at once hold the event loop while they are made, and keep memory that is not needed. A
-new MarketApp is created, never applied, so that a name someone else took meanwhile is reported
+new MarketApp is applied without force, so that a name someone else took meanwhile is reported
 (a conflict) rather than taken over.
 """
 
@@ -35,10 +35,14 @@ async def write_plan(
     conflicted: list[str] = []
 
     async def create(entry: CatalogEntry) -> None:
+        # A server-side apply that does not force: it creates the object, and the fields it sets are
+        # owned by the same manager and operation as later updates (so a field a later version drops,
+        # a price say, is removed; a POST would own them as another operation and keep them). Someone
+        # who wrote the name since we listed makes it conflict (their fields, or a second controller).
         try:
-            await kube.create(MarketAppResource, document(entry, owner))
+            await kube.apply(MarketAppResource, document(entry, owner), force=False)
         except KubeError as err:
-            if not err.conflict:
+            if err.status not in (409, 422):
                 raise
             conflicted.append(entry.name)  # someone wrote it since we listed: never take it over
 

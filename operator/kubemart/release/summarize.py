@@ -311,6 +311,9 @@ def _steady(
     ):
         status.stopped_replicas = None
     if live is not None and live.unreadable:
+        # They cannot be checked, so drift on them cannot be corrected either: say so once.
+        text = "; ".join(u.describe() for u in live.unreadable[:5])[:1000]
+        notes.append(Note("Warning", "DriftCorrectionFailed", text, only_on_change=True))
         status.phase = Phase.DEGRADED
         unreadable = "; ".join(u.describe() for u in live.unreadable[:5])
         message = (

@@ -14,8 +14,11 @@ async def fetch(charts: Charts, state: ReleaseState) -> Outcome:
     try:
         await charts.fetch(state.source, state.desired.version)
     except ChartFetchError as err:
+        # A download that may work later is ChartDownloadFailed, whatever the server said (the message
+        # says it); one that cannot work until the catalog changes keeps its own reason, and is Stalled.
+        reason = "ChartDownloadFailed" if err.retryable else err.reason
         return Outcome(
-            failure=Failure(err.reason, err.message, err.retryable),
-            notes=(Note("Warning", err.reason, err.message, only_on_change=True),),
+            failure=Failure(reason, err.message, err.retryable),
+            notes=(Note("Warning", reason, err.message, only_on_change=True),),
         )
     return Outcome()
