@@ -198,9 +198,9 @@ def wait(probe: Callable[[], Any], timeout: float = CASE_TIMEOUT, interval: floa
     return None
 
 
-def say(cond: dict[str, Any] | None, started: float) -> str:
+def say(cond: dict[str, Any] | None, started: float, timeout: float = CASE_TIMEOUT) -> str:
     if cond is None:
-        return f"no Ready condition within {CASE_TIMEOUT:g} s"
+        return f"no Ready condition within {timeout:g} s"
     message = str(cond.get("message", ""))
     shown = message if len(message) <= 90 else message[:87] + "..."
     return f"Ready={cond['status']} {cond['reason']} after {time.monotonic() - started:.1f} s: {shown}"
@@ -236,11 +236,11 @@ def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
-def source_outcome(env: Env, name: str, started: float) -> str:
+def source_outcome(env: Env, name: str, started: float, timeout: float = CASE_TIMEOUT) -> str:
     def settled() -> dict[str, Any] | None:
         return ready(env.custom.get_cluster_custom_object(GROUP, VERSION, "marketsources", name))
 
-    return say(wait(settled), started)
+    return say(wait(settled, timeout), started, timeout)
 
 
 def create_source(env: Env, name: str, url: str, interval: str = "1h") -> str | None:

@@ -22,6 +22,7 @@ import httpx
 from kubernetes import client
 
 from attack_kit import (
+    CASE_TIMEOUT,
     Env,
     Operator,
     app_ready,
@@ -154,13 +155,15 @@ class _AliasIndex(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _index_case(env: Env, handler: type[http.server.BaseHTTPRequestHandler], what: str) -> str:
+def _index_case(
+    env: Env, handler: type[http.server.BaseHTTPRequestHandler], what: str, timeout: float = CASE_TIMEOUT
+) -> str:
     with serve(handler) as url:
         name = f"atk-{uuid.uuid4().hex[:6]}"
         started = time.monotonic()
         refused = create_source(env, name, url)
         try:
-            return refused or f"{what}: {source_outcome(env, name, started)}"
+            return refused or f"{what}: {source_outcome(env, name, started, timeout)}"
         finally:
             delete_source(env, name)
 
@@ -195,7 +198,8 @@ class _Trickle(http.server.BaseHTTPRequestHandler):
 
 
 def case_index_trickle(env: Env, op: Operator) -> str:
-    return _index_case(env, _Trickle, "index sent one byte a second")
+    # The operator's whole-request deadline (KUBEMART_REPOSITORY_DEADLINE) is 60 s: wait past it.
+    return _index_case(env, _Trickle, "index sent one byte a second", timeout=100)
 
 
 def case_interval_zero(env: Env, op: Operator) -> str:

@@ -8,6 +8,7 @@ import resource
 import socket
 import sys
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -152,7 +153,9 @@ def run(
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_quiet_shutdown)
 
-    def operate(stop_flag: asyncio.Event | None = None) -> None:
+    def operate(
+        stop_flag: asyncio.Event | None = None, step_down: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         kopf.run(
             loop=loop,
             standalone=True,
@@ -166,6 +169,7 @@ def run(
             memo=kopf.Memo(
                 namespaces=list(namespaces),
                 stop_flag=stop_flag,
+                step_down=step_down,
                 settings=settings,
                 webhook_socket=webhook_socket,
                 metrics_socket=metrics_socket,

@@ -51,6 +51,8 @@ async def shutdown(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     app: App | None = memo.get("app")
     if app is not None:
         await app.close()
+    if memo.get("step_down") is not None:
+        await memo.step_down()  # nothing of ours runs now: the next leader may start at once
     if memo.get("stop_flag") is not None:
         memo.stop_flag.set()  # kopf's waiter on it ends now, so the Lease is released at once
     logger.info("kubemart operator stopped")

@@ -18,7 +18,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -204,7 +204,7 @@ def _own_namespace() -> str:
 
 def run_elected(
     loop: asyncio.AbstractEventLoop,
-    operate: Callable[[asyncio.Event], None],
+    operate: Callable[[asyncio.Event, Callable[[], Awaitable[None]]], None],
     *,
     name: str,
     namespace: str | None,
@@ -225,12 +225,21 @@ def run_elected(
             return 0
         stop_flag = asyncio.Event()
         holding = loop.create_task(election.hold(stop_flag.set), name="leader-lease")
+
+        async def step_down() -> None:
+            """Stop renewing and give the Lease up: called once the operator's own work has stopped
+            (its reconciles and helm processes), before kopf winds down its watch bookkeeping, which
+            can take seconds after a burst of events and does nothing a new leader could overlap."""
+            holding.cancel()
+            await asyncio.gather(holding, return_exceptions=True)
+            await election.release()
+
         try:
-            operate(stop_flag)
+            operate(stop_flag, step_down)
         finally:
             holding.cancel()
             loop.run_until_complete(asyncio.gather(holding, return_exceptions=True))
-            # Released only after kopf stopped: the next leader never overlaps this one.
+            # Released only after the operator stopped: the next leader never overlaps this one.
             loop.run_until_complete(election.release())
         return 1 if election.lost else 0
     finally:
