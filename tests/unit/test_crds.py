@@ -68,4 +68,4 @@ def test_only_values_keeps_unknown_fields() -> None:
     for resource in RESOURCES:
         crd = yaml.safe_load((CRDS / f"{resource.crd_name()}.yaml").read_text())
         collect(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"], resource.info.kind)
-    assert preserved == ["AppInstall.spec.values"]
+    assert preserved == ["MarketSource.spec.values", "AppInstall.spec.values"]

@@ -28,7 +28,7 @@ def keep_note(message: str, status: MarketSourceStatus) -> str:
 
 def syncing_summary(source: MarketSource) -> Summary:
     return Summary(
-        None, "Syncing", f"Syncing the catalog from {clip(source.spec.url, 200)}.", reconciling=True
+        None, "Syncing", f"Syncing the catalog from {clip(source.location(), 200)}.", reconciling=True
     )
 
 
@@ -55,7 +55,7 @@ def ready_summary(
     taken: int = 0,
 ) -> Summary:
     """Ready=True after a sync; an unchanged catalog keeps the notes of the sync that read it."""
-    message = f"{apps(status.app_count or 0)} from {clip(source.spec.url, 200)} at revision {(status.revision or '')[:19]}"
+    message = f"{apps(status.app_count or 0)} from {clip(source.location(), 200)} at revision {(status.revision or '')[:19]}"
     if skipped:
         message += f"; {skipped} charts left out (see Events)"
     if taken:

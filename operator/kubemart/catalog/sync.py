@@ -238,7 +238,7 @@ class CatalogSync:
                 body,
                 "CatalogSynced",
                 clip(
-                    f"{apps(len(catalog.entries) - len(taken))} from {source.spec.url}: {created} created, "
+                    f"{apps(len(catalog.entries) - len(taken))} from {source.location()}: {created} created, "
                     f"{len(plan.update)} updated, {len(plan.delete)} removed.",
                     MAX_EVENT,
                 ),

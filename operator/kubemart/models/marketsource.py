@@ -1,11 +1,12 @@
-"""MarketSource: a catalog of apps (a Helm chart repository), cluster-scoped."""
+"""MarketSource: a catalog of apps (a Helm repository, an OCI registry, a git repository or uploads), cluster-scoped."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
 from kubemart.models.resource import (
@@ -25,9 +26,11 @@ class SourceType(StrEnum):
     HELM = "helm"
     """An HTTP(S) Helm chart repository that serves index.yaml."""
     OCI = "oci"
-    """An OCI registry of charts (not supported yet)."""
+    """An OCI registry of charts: `url: oci://host[:port]/path`."""
     GIT = "git"
-    """A git repository of app definitions (not supported yet)."""
+    """A git repository of chart directories and app definitions (tomo format)."""
+    UPLOAD = "upload"
+    """Charts people uploaded with `kubectl market upload`, stored in the cluster; no `url`."""
 
 
 PUBLIC_KEY_DESCRIPTION = (
@@ -98,19 +101,129 @@ INTERVAL_RULE: JsonDict = {
 }
 
 
+URL_RULES: list[JsonDict] = [
+    {
+        "rule": "self.type == 'upload' || has(self.url)",
+        "message": "url is required for sources of type helm, oci and git",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.url) || self.type != 'helm' || self.url.matches('^https?://')",
+        "message": "a helm source's url is http:// or https://",
+        "fieldPath": ".url",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": "!has(self.url) || self.type != 'oci' || self.url.startsWith('oci://')",
+        "message": "an oci source's url is oci://host[:port]/path",
+        "fieldPath": ".url",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": "!has(self.url) || self.type != 'git' || !self.url.startsWith('oci://')",
+        "message": "a git source's url is https://, http://, ssh:// or user@host:path",
+        "fieldPath": ".url",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": "!has(self.ref) || self.type == 'git'",
+        "message": "ref is for sources of type git",
+        "fieldPath": ".ref",
+        "reason": "FieldValueForbidden",
+    },
+    {
+        "rule": "!has(self.charts) || self.type == 'oci'",
+        "message": "charts is for sources of type oci",
+        "fieldPath": ".charts",
+        "reason": "FieldValueForbidden",
+    },
+]
+REF_RULE: JsonDict = {
+    "rule": "(has(self.branch) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.commit) ? 1 : 0) <= 1",
+    "message": "give at most one of branch, tag and commit",
+    "reason": "FieldValueInvalid",
+}
+
+
+class GitRef(Model):
+    """Which commit of a git source to read; at most one field. None: the remote's default branch."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [REF_RULE]})
+
+    branch: str | None = Field(default=None, description="A branch; its head is followed.", max_length=255)
+    tag: str | None = Field(default=None, description="A tag.", max_length=255)
+    commit: str | None = Field(
+        default=None, description="A full commit id.", pattern=r"^[0-9a-f]{40}([0-9a-f]{24})?$"
+    )
+
+
+class DefinitionPolicy(Model):
+    """What app definitions (tomo format) of a git source may ask for; refused when not allowed."""
+
+    allow_privileged: bool = Field(
+        default=False, description="Allow definitions with `docker.privileged: true`."
+    )
+    allowed_capabilities: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list,
+        description="Linux capabilities definitions may add (e.g. NET_ADMIN); any other is refused.",
+        max_length=32,
+    )
+
+
+class VerifyProvider(StrEnum):
+    HELM = "helm"
+    """Helm provenance files (.prov) signed with PGP; the keyring is in the Secret's `keyring`."""
+    COSIGN = "cosign"
+    """cosign key-based signatures of OCI artifacts; the public key is in the Secret's `cosign.pub`."""
+
+
+class Verify(Model):
+    """Every chart of the source must carry a valid signature; one that does not is never installed."""
+
+    provider: VerifyProvider = Field(description="helm (provenance, PGP) or cosign (OCI).")
+    secret_ref: SecretReference = Field(
+        description="A Secret with the keys to trust: `keyring` (helm) or `cosign.pub` (cosign)."
+    )
+
+
 class MarketSourceSpec(Model):
     """Where the catalog is and how to sync it."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [INTERVAL_RULE]})
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [INTERVAL_RULE, *URL_RULES]})
 
     type: SourceType = Field(
-        default=SourceType.HELM, description="How the catalog is served: helm, oci or git."
+        default=SourceType.HELM, description="How the catalog is served: helm, oci, git or upload."
     )
-    url: str = Field(
-        description="The repository URL, e.g. https://charts.example.com.",
+    url: str | None = Field(
+        default=None,
+        description="helm: https://charts.example.com; oci: oci://host[:port]/path; git: https://, ssh:// "
+        "or user@host:path. Not set for upload.",
         min_length=1,
         max_length=2048,
-        pattern=r"^(https?|oci)://[^\s]+$",
+        pattern=r"^((https?|oci|ssh)://[^\s]+|[A-Za-z0-9._-]+@[^\s:/]+:[^\s]+)$",
+    )
+    ref: GitRef | None = Field(default=None, description="git: the branch, tag or commit to read.")
+    path: str | None = Field(
+        default=None,
+        description="git: the directory to read apps from (default: the whole tree).",
+        max_length=1024,
+        pattern=r"^[^\s]*$",
+    )
+    charts: list[Annotated[str, StringConstraints(max_length=253)]] = Field(
+        default_factory=list,
+        description="oci: the charts under url, for registries that do not serve their catalog.",
+        max_length=1000,
+    )
+    definitions: DefinitionPolicy | None = Field(
+        default=None, description="git: what app definitions may ask for (privileged, capabilities)."
+    )
+    values: dict[str, Any] | None = Field(
+        default=None,
+        description="Default values for every app of the source, under each AppInstall's own values "
+        "(for example what Olares injects at install time: userspace, olaresEnv, domain).",
+    )
+    verify: Verify | None = Field(
+        default=None, description="Require every chart to be signed, and check it before install."
     )
     interval: str = Field(
         default="10m",
@@ -174,3 +287,7 @@ class MarketSource(Resource):
     )
     spec: MarketSourceSpec
     status: MarketSourceStatus = Field(default_factory=MarketSourceStatus)
+
+    def location(self) -> str:
+        """Where the catalog is, for messages: the url, or what an upload source holds."""
+        return self.spec.url or "uploaded charts"

@@ -24,7 +24,7 @@ def source_for(
     source: MarketSource, *, auth: RepoAuth | None, settings: Settings, cache: ChartCache
 ) -> Source:
     """The source for `source.spec`; SourceError (not retryable) for a type not supported yet."""
-    if source.spec.type is SourceType.HELM:
+    if source.spec.type is SourceType.HELM and source.spec.url:
         return HelmHttpSource(source.spec.url, auth=auth, cache=cache, limits=http_limits(settings))
     raise SourceError(
         "UnsupportedSourceType",
