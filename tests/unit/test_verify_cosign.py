@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from pathlib import Path
 
 import pytest
 
 from kubemart.sources.credentials import RepoAuth
-from kubemart.sources.verify.cosign import CosignStatus, classify, cosign_command, docker_config, reference
+from kubemart.sources.verify.cosign import (
+    CosignStatus,
+    classify,
+    cosign_command,
+    docker_config,
+    reference,
+    verify_cosign,
+)
+from support.cluster import BIN
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -125,3 +135,22 @@ def test_cosign_answers(code: int, stderr: str, status: CosignStatus, says: str)
     assert says in result.detail
     assert result.ok is (status is CosignStatus.VERIFIED)
     assert result.retryable is (status in (CosignStatus.UNREACHABLE, CosignStatus.ERROR))
+
+
+@pytest.mark.skipif(not (BIN / "cosign").exists(), reason="bin/cosign is built by hack/build.sh (make tools)")
+def test_real_cosign_fails_fast_without_the_internet(tmp_path: Path) -> None:
+    """The real binary: a closed port is Unreachable at once (no sigstore TUF fetch first), nothing left behind."""
+    started = time.monotonic()
+    result = asyncio.run(
+        verify_cosign(
+            cosign=str(BIN / "cosign"),
+            registry="127.0.0.1:1",
+            repository="charts/hello",
+            digest=DIGEST,
+            public_key=b"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n",
+            auth=RepoAuth(username="u", password="s3cret"),
+        )
+    )
+    assert time.monotonic() - started < 20
+    assert result.status in (CosignStatus.UNREACHABLE, CosignStatus.ERROR), result
+    assert "s3cret" not in result.detail
