@@ -222,6 +222,17 @@ def test_chart_signed_by_another_key_is_refused(
     no_release(k8s, namespace, "foreign", operator.log(since))
     stalled_without_storm(objects, operator, namespace, "foreign", "foreign-0.1.0.tgz", since)
 
+    # The admin trusts that key (a source change): the AppInstall goes on at once, not at the resync.
+    keyring_secret(k8s, namespace, other.public, name="other-keys")
+    objects.patch(
+        "marketsources",
+        verified_source,
+        {"spec": {"verify": {"secretRef": {"name": "other-keys", "namespace": namespace}}}},
+    )
+    wait_for(
+        lambda: running(objects, namespace, "foreign"), timeout=60, what="Running once its key is trusted"
+    )
+
 
 def test_missing_secret_is_reported_then_created(
     objects: Objects,
