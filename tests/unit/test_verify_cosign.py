@@ -11,11 +11,13 @@ import pytest
 
 from kubemart.sources.credentials import RepoAuth
 from kubemart.sources.verify.cosign import (
+    CosignResult,
     CosignStatus,
     classify,
     cosign_command,
     docker_config,
     reference,
+    refusal,
     verify_cosign,
 )
 from support.cluster import BIN
@@ -154,3 +156,26 @@ def test_real_cosign_fails_fast_without_the_internet(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
     assert result.status in (CosignStatus.UNREACHABLE, CosignStatus.ERROR), result
     assert "s3cret" not in result.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "retryable"),
+    [
+        (CosignStatus.VERIFIED, None, None),
+        (CosignStatus.UNSIGNED, "VerificationFailed", False),
+        (CosignStatus.BAD_SIGNATURE, "VerificationFailed", False),
+        (CosignStatus.UNREACHABLE, "VerificationError", True),
+        (CosignStatus.ERROR, "VerificationError", True),
+    ],
+)
+def test_how_a_cosign_result_stops_an_install(
+    status: CosignStatus, reason: str | None, retryable: bool | None
+) -> None:
+    error = refusal("hello 1.0.0", CosignResult(status, "it has no cosign signature"))
+    if reason is None:
+        assert error is None
+        return
+    assert error is not None
+    assert (error.reason, error.retryable) == (reason, retryable)
+    assert "hello 1.0.0" in error.message
+    assert "it has no cosign signature" in error.message

@@ -9,6 +9,7 @@ an earlier check), and `cached`/`ready` look for that mark.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from kubemart.adapters.kube import Kube
@@ -20,6 +21,7 @@ from kubemart.sources.cache import ChartCache
 from kubemart.sources.credentials import RepoAuth, read_credentials
 from kubemart.sources.helm_http import HelmHttpSource
 from kubemart.sources.registry import source_for
+from kubemart.sources.verify.cosign import CosignChecked, refusal
 from kubemart.sources.verify.errors import VerificationError
 from kubemart.sources.verify.keyring import Keyring, read_keyring
 from kubemart.sources.verify.marks import Marks
@@ -86,7 +88,18 @@ class Charts:
                 archive=path, hexdigest=_hex(path), label=label, provenance=provenance, keyring=keyring
             )
             return
-        # cosign signs OCI artifacts: the OCI source checks them in its own fetch (sources/verify/cosign.py).
+        if verify.provider is VerifyProvider.COSIGN and isinstance(found, CosignChecked):
+            hexdigest = _hex(path)
+            if self._marks.verified(hexdigest, verify.provider, keyring.fingerprint):
+                return
+            result = await found.verify_cosign(version, public_key=keyring.data)
+            error = refusal(label, result)
+            if error is not None:
+                raise error
+            await asyncio.to_thread(
+                self._marks.record, hexdigest, verify.provider, keyring.fingerprint, {"cosign": result.detail}
+            )
+            return
         raise VerificationError(
             "VerificationUnsupported",
             f"spec.verify.provider {verify.provider.value} cannot check charts of this source's type: use "

@@ -1,7 +1,8 @@
 """cosign key-based verification of an OCI artifact (a chart pushed with `helm push`), by digest.
 
-For the OCI source's fetch: it calls `verify_cosign` with the manifest digest it is about to pull,
-before it returns the archive, and refuses the chart on a `CosignResult` that is not ok.
+For the OCI source: it implements `CosignChecked.verify_cosign` by calling `verify_cosign` with the
+registry, repository and manifest digest of the version it fetched, and its credentials; `Charts`
+calls that after `fetch` for a source with `verify.provider: cosign`, with the key from the Secret.
 
 How cosign runs here, and why:
 - `cosign verify --key <file> --insecure-ignore-tlog=true <registry>/<repository>@sha256:<digest>`:
@@ -32,11 +33,14 @@ import tempfile
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import certifi
 
 from kubemart.domain.clip import one_line
+from kubemart.models.marketapp import AppVersion
 from kubemart.sources.credentials import RepoAuth
+from kubemart.sources.verify.errors import VerificationError
 
 DEFAULT_TIMEOUT = 60.0
 MAX_OUTPUT = 64 * 1024
@@ -211,3 +215,31 @@ def _private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+
+
+@runtime_checkable
+class CosignChecked(Protocol):
+    """A source whose charts cosign can check (the OCI source): `Charts` calls this after `fetch`.
+
+    The source knows the registry, repository and manifest digest of `version` and its credentials,
+    and calls `verify_cosign` with them; `Charts` reads the key, keeps the marks and reports refusals.
+    """
+
+    async def verify_cosign(self, version: AppVersion, *, public_key: bytes) -> CosignResult: ...
+
+
+def refusal(label: str, result: CosignResult) -> VerificationError | None:
+    """Pure: how a cosign result stops an install (None when verified)."""
+    if result.ok:
+        return None
+    if result.retryable:
+        return VerificationError(
+            "VerificationError",
+            f"Chart {label} could not be verified with cosign: {result.detail}; it is tried again later.",
+            retryable=True,
+        )
+    return VerificationError(
+        "VerificationFailed",
+        f"Chart {label} failed verification: {result.detail}. It is not installed; push a chart signed with "
+        "the trusted key (cosign sign --key), or trust its key in the verify Secret's cosign.pub.",
+    )
