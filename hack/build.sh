@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane and tools (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, etcd, kwok, kwokctl, helm) and the test tools luahealth (Argo CD's Lua
-# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/.
+# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/, and cosign
+# (sigstore) from its own module in cosign/ (its dependencies would move the Kubernetes pins).
 # A build runs only when a binary is missing or the pins (go.mod, go.sum, this script) changed.
 #
 # Clusters, operators and tests of other shells run these binaries while a rebuild happens.
@@ -18,12 +19,14 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 KUBE_VERSION=v1.36.3
 HELM_VERSION=v3.21.4
 KWOK_VERSION=v0.8.0
-tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus"
+COSIGN_VERSION=v2.6.5  # must match cosign/go.mod
+tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus cosign"
 
 stamp="$bin/.hack-stamp"
 stage="$bin/.build"
 # The pins, this script, and our own small mains (a change to any of them rebuilds).
-want=$(cat "$here/go.mod" "$here/go.sum" "$0" $(find "$here" -name '*.go' | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
+want=$(cat "$here/go.mod" "$here/go.sum" "$here/cosign/go.mod" "$here/cosign/go.sum" "$0" \
+  $(find "$here" -name '*.go' | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
 up_to_date() {
   for t in $tools; do [ -x "$bin/$t" ] || return 1; done
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]
@@ -50,6 +53,7 @@ hv="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3
 hv="$hv -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 hv="$hv -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=$major -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor"
 wv="-X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${KUBE_VERSION#v}"
+cv="-X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION -X sigs.k8s.io/release-utils/version.gitTreeState=clean"
 
 start=$(date +%s)
 echo "building $tools into $bin (a cold build takes tens of minutes on 2 cores)"
@@ -60,6 +64,8 @@ done
 cd "$here"
 # One `go build` so that the packages the tools share compile once.
 go build -trimpath -ldflags "-s -w $kv $hv $wv" -o "$stage/" tool
+# cosign: its own module (cosign/go.mod), so its dependency graph leaves the one above alone.
+(cd "$here/cosign" && go build -trimpath -ldflags "-s -w $cv" -o "$stage/" tool)
 for t in $tools; do
   [ "$stage/$t" -ef "$bin/$t" ] && continue
   ln -f "$stage/$t" "$bin/.$t.new" 2>/dev/null || cp -f "$stage/$t" "$bin/.$t.new"

@@ -48,6 +48,7 @@ def app_indexes() -> dict[str, Index]:
     return {
         "release": Index(lambda b: [claims.release_of(b)]),
         "app": Index(lambda b: [(spec(b).get("source"), spec(b).get("app"))]),
+        "source": Index(lambda b: [spec(b).get("source")]),
         "paid": Index(lambda b: [(namespace(b), spec(b).get("source"), spec(b).get("app"))]),
         "values": Index(values),
     }
@@ -156,6 +157,15 @@ class App:
 
     def apps_of_app(self, source: str, app: str) -> set[Key]:
         return self.apps.store.lookup("app", (source, app))
+
+    def apps_of_changed_source(self, body: Body) -> set[Key]:
+        """The AppInstalls of a MarketSource whose spec changed since last seen (verify, values, secretRef
+        decide whether and what they install: one Stalled on VerificationFailed may go on)."""
+        meta = body.get("metadata") or {}
+        known = self.sources.store.get(("", str(meta.get("name"))))
+        if known is None or known["metadata"].get("generation") == meta.get("generation"):
+            return set()
+        return self.apps.store.lookup("source", meta.get("name"))
 
     def apps_paid_by(self, namespace: str, source: str, app: str) -> set[Key]:
         return self.apps.store.lookup("paid", (namespace, source, app))

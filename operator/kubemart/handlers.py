@@ -69,6 +69,7 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
         app.sources.forget(key)
         app.catalog.forget(key)
         return
+    app.apps.wake(app.apps_of_changed_source(obj))  # before observe() records the new body
     running = app.sources.reconciling(key)
     if running is not None and (
         obj["metadata"].get("generation") != running["metadata"].get("generation")

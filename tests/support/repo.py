@@ -186,6 +186,7 @@ class ChartRepo:
         description: str = "A test app",
         extra_templates: Mapping[str, str] | None = None,
         reindex: bool = True,
+        sign: tuple[str, Path] | None = None,
     ) -> Path:
         chart = self.src / f"{name}-{version}" / name
         (chart / "templates").mkdir(parents=True)
@@ -208,8 +209,10 @@ class ChartRepo:
             shutil.copy(t, chart / "templates" / t.name)
         for fname, text in (extra_templates or {}).items():
             (chart / "templates" / fname).write_text(text)
+        # With `sign` (key name, secret keyring) helm writes the .prov next to the archive.
+        signing = ["--sign", "--key", sign[0], "--keyring", str(sign[1])] if sign else []
         subprocess.run(
-            [str(BIN / "helm"), "package", str(chart), "-d", str(self.public)],
+            [str(BIN / "helm"), "package", str(chart), "-d", str(self.public), *signing],
             check=True,
             capture_output=True,
         )

@@ -148,7 +148,7 @@ class Observer:
             desired=desired,
             licensed=licensed,
             checkout_url=checkout,
-            chart=self.charts.cached(source, version),
+            chart=await self.charts.ready(source, version),
         )
         if not licensed and not release.exists:
             raise Blocked(_payment_required(state, market_app))

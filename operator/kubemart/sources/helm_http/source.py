@@ -17,9 +17,11 @@ from kubemart.sources.helm_http.client import (
     make_client,
     resolve_chart_url,
 )
-from kubemart.sources.helm_http.errors import RepoError
+from kubemart.sources.helm_http.errors import RepoError, safe_url
 from kubemart.sources.helm_http.index import IndexLimits, parse_index
+from kubemart.sources.helm_http.provenance import download_provenance, provenance_url
 from kubemart.sources.offload import offload
+from kubemart.sources.verify.provenance import MAX_PROVENANCE_BYTES, Provenance, archive_name
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,27 @@ class HelmHttpSource:
                 )
         except RepoError as err:
             raise ChartFetchError(err.reason, err.message, retryable=err.retryable) from err
+
+    async def provenance(self, version: AppVersion, *, app: str) -> Provenance:
+        """The version's provenance file, fetched as its chart is (client, bounds, credentials)."""
+        if not version.urls:
+            raise ChartFetchError(
+                "ChartURLMissing", f"The catalog lists no download URL for version {version.version}."
+            )
+        url = resolve_chart_url(self.url, version.urls[0])
+        try:
+            async with make_client(auth=self._auth) as client:
+                data = await download_provenance(
+                    client,
+                    url,
+                    auth=chart_auth(self.url, url, self._auth),
+                    max_bytes=MAX_PROVENANCE_BYTES,
+                    deadline=self._limits.deadline,
+                )
+        except RepoError as err:
+            raise ChartFetchError(err.reason, err.message, retryable=err.retryable) from err
+        return Provenance(
+            filename=archive_name(url, app, version.version),
+            url=safe_url(provenance_url(url)),
+            data=data,
+        )
