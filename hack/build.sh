@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane and tools (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, etcd, kwok, kwokctl, helm) and the test tools luahealth (Argo CD's Lua
-# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/.
+# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/, and
+# registry (distribution's OCI registry, for the oci source's tests) from its own module, registry/.
 # A build runs only when a binary is missing or the pins (go.mod, go.sum, this script) changed.
 #
 # Clusters, operators and tests of other shells run these binaries while a rebuild happens.
@@ -18,12 +19,13 @@ export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 KUBE_VERSION=v1.36.3
 HELM_VERSION=v3.21.4
 KWOK_VERSION=v0.8.0
-tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus"
+DISTRIBUTION_VERSION=v3.1.2  # pinned in registry/go.mod
+tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus registry"
 
 stamp="$bin/.hack-stamp"
 stage="$bin/.build"
 # The pins, this script, and our own small mains (a change to any of them rebuilds).
-want=$(cat "$here/go.mod" "$here/go.sum" "$0" $(find "$here" -name '*.go' | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
+want=$(cat "$here/go.mod" "$here/go.sum" "$here/registry/go.mod" "$here/registry/go.sum" "$0" $(find "$here" -name '*.go' | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
 up_to_date() {
   for t in $tools; do [ -x "$bin/$t" ] || return 1; done
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]
@@ -60,11 +62,14 @@ done
 cd "$here"
 # One `go build` so that the packages the tools share compile once.
 go build -trimpath -ldflags "-s -w $kv $hv $wv" -o "$stage/" tool
+# distribution pins otel/grpc versions that clash with the Kubernetes pins: a module of its own.
+(cd registry && go build -trimpath -ldflags "-s -w" -o "$stage/" tool)
 for t in $tools; do
   [ "$stage/$t" -ef "$bin/$t" ] && continue
   ln -f "$stage/$t" "$bin/.$t.new" 2>/dev/null || cp -f "$stage/$t" "$bin/.$t.new"
   mv -f "$bin/.$t.new" "$bin/$t"
   echo "replaced bin/$t"
 done
-echo "$want" > "$stamp"
+# A new file renamed over the stamp: bin/ may be hard-linked from another checkout (cp -al).
+echo "$want" > "$stamp.new" && mv -f "$stamp.new" "$stamp"
 echo "built in $(( $(date +%s) - start ))s"
