@@ -53,11 +53,14 @@ def ready_summary(
     changed: bool,
     skipped: int = 0,
     taken: int = 0,
+    versions: int = 0,
 ) -> Summary:
     """Ready=True after a sync; an unchanged catalog keeps the notes of the sync that read it."""
     message = f"{apps(status.app_count or 0)} from {clip(source.location(), 200)} at revision {(status.revision or '')[:19]}"
     if skipped:
         message += f"; {skipped} charts left out (see Events)"
+    if versions:
+        message += f"; {versions} versions left out (see Events)"
     if taken:
         message += f"; {taken} names are held by objects this source does not control (see Events)"
     if not changed:
