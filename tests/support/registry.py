@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Mapping
@@ -230,7 +231,7 @@ class Registry:
     def client(self) -> httpx.Client:
         return httpx.Client(
             base_url=f"https://{self.host}",
-            verify=str(self.root / "ca.pem"),
+            verify=ssl.create_default_context(cafile=str(self.root / "ca.pem")),
             auth=(USERNAME, PASSWORD),
             timeout=30,
         )
@@ -273,6 +274,10 @@ class Registry:
             )
             resp.raise_for_status()
             return dict(resp.json())
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        with self.client() as c:
+            c.delete(f"/v2/{repository}/manifests/{digest}").raise_for_status()
 
     def tag(self, repository: str, existing: str, new: str) -> None:
         """Give the manifest tagged `existing` another tag (one `helm push` never writes)."""
