@@ -33,6 +33,7 @@ from kubemart.sources.oci.reference import (
     MANIFEST_TYPES,
     InvalidReference,
     next_link,
+    signature_tag,
     tag_version,
     valid_digest,
 )
@@ -261,6 +262,8 @@ async def read_catalog(client: RegistryClient, names: list[str]) -> Listing:
         versions = {}
         for tag in chart_tags:
             version = tag_version(tag)
+            if version is None and signature_tag(tag):
+                continue
             if version is None:
                 notes.append(f"{chart}: tag {one_line(tag, 64)!r} is not a semver version")
             else:

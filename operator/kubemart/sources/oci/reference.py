@@ -16,6 +16,7 @@ from kubemart.domain.versions import sort_versions_desc
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_SIGNATURE_TAG = re.compile(r"sha256-[0-9a-f]{64}\.(sig|att|sbom)")
 # One auth-param of a challenge (RFC 9110 11.2): name=token or name="quoted string".
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*,?')
 _LINK = re.compile(r"<([^>]*)>\s*;([^,]*)")
@@ -107,6 +108,11 @@ def tag_version(tag: str) -> str | None:
         return None
     version = tag.replace("_", "+")
     return version if sort_versions_desc([version]) == [version] else None
+
+
+def signature_tag(tag: str) -> bool:
+    """A tag cosign writes next to a chart (its signature, attestation or SBOM): not a version."""
+    return _SIGNATURE_TAG.fullmatch(tag) is not None
 
 
 def next_link(header: str | None, current: str) -> str | None:
