@@ -28,6 +28,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg.close()
 
 
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(tmp_path_factory.mktemp("oci-token"), token=True)
+    yield reg
+    reg.close()
+
+
 @pytest.fixture
 def path() -> str:
     """A path of its own in the registry for each test: its charts are the catalog."""
@@ -50,6 +57,7 @@ def make_source(
     namespace: str,
     path: str,
     secret: dict[str, str] | None = None,
+    secret_name: str = "oci-auth",
     **spec: Any,
 ) -> None:
     data = (
@@ -58,7 +66,7 @@ def make_source(
         else {"username": USERNAME, "password": PASSWORD, "ca.crt": registry.ca_pem}
     )
     client.CoreV1Api(k8s).create_namespaced_secret(
-        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="oci-auth"), string_data=data)
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name=secret_name), string_data=data)
     )
     objects.create(
         "marketsources",
@@ -68,7 +76,7 @@ def make_source(
             "spec": {
                 "type": "oci",
                 "url": registry.url(path),
-                "secretRef": {"name": "oci-auth", "namespace": namespace},
+                "secretRef": {"name": secret_name, "namespace": namespace},
                 **spec,
             },
         },
@@ -319,3 +327,74 @@ def test_broken_registry_reports_and_keeps_last_good_catalog(
     request_reconcile(objects, "marketsources", source_name)
     synced(objects, source_name)
     assert PASSWORD not in operator.log(), "the password never reaches the log"
+
+
+def test_bearer_token_flow_with_credentials_anonymously_and_refused(
+    k8s: client.ApiClient,
+    objects: Objects,
+    operator: OperatorProcess,
+    token_registry: Registry,
+    namespace: str,
+    source_name: str,
+) -> None:
+    tokens = token_registry.token_server
+    assert tokens is not None
+    suffix = uuid.uuid4().hex[:6]
+    private, public = f"private{suffix}", f"public/c{suffix}"
+    token_registry.push(private, "hello", "0.1.0")
+    token_registry.push(public, "blog", "1.0.0")
+
+    # With credentials: the token is asked with Basic auth, for the scopes the registry names.
+    make_source(k8s, objects, token_registry, name=source_name, namespace=namespace, path=private)
+    synced(objects, source_name)
+    assert list(apps_of(objects, source_name)) == [f"{source_name}.hello"]
+    asked = tokens.requests()
+    assert ("registry:catalog:*", True) in asked
+    assert (f"repository:{private}/hello:pull", True) in asked
+
+    # Unchanged re-sync: tokens are kept, so no token request and no 401, only the lists.
+    seen_registry, seen_tokens = len(token_registry.requests()), len(tokens.requests())
+    stamp = request_reconcile(objects, "marketsources", source_name)
+    wait_for(
+        lambda: handled(objects, "marketsources", source_name, stamp), timeout=30, what="re-sync handled"
+    )
+    assert sorted(token_registry.requests()[seen_registry:]) == [
+        ("GET", "/v2/_catalog?n=1000"),
+        ("GET", f"/v2/{private}/hello/tags/list?n=1000"),
+    ]
+    assert tokens.requests()[seen_tokens:] == []
+
+    # Anonymous (a Secret with only the CA): public charts listed in spec.charts (no catalog for anonymous).
+    anonymous = f"{source_name}-anon"
+    only_ca = {"ca.crt": token_registry.ca_pem}
+    make_source(
+        k8s,
+        objects,
+        token_registry,
+        name=anonymous,
+        namespace=namespace,
+        path=public,
+        secret=only_ca,
+        secret_name="only-ca",
+        charts=["blog"],
+    )
+    try:
+        synced(objects, anonymous)
+        assert list(apps_of(objects, anonymous)) == [f"{anonymous}.blog"]
+        assert (f"repository:{public}/blog:pull", False) in tokens.requests()
+
+        # Anonymous on a private path: the token grants nothing, the registry refuses it.
+        objects.patch(
+            "marketsources", anonymous, {"spec": {"url": token_registry.url(private), "charts": ["hello"]}}
+        )
+
+        def refused() -> dict[str, Any] | None:
+            c = condition(objects.get("marketsources", anonymous))
+            return c if c and c["status"] == "False" else None
+
+        cond = wait_for(refused, timeout=60, what="Ready=False")
+        assert cond["reason"] == "RepositoryAuthFailed", cond
+        assert "kept" in cond["message"]
+        assert list(apps_of(objects, anonymous)) == [f"{anonymous}.blog"], "the last good catalog stays"
+    finally:
+        objects.delete("marketsources", anonymous)

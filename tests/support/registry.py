@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 
 from .cluster import BIN
 from .repo import TEMPLATES
+from .token_server import ISSUER, SERVICE, TokenServer
 from .wait import wait_for
 
 USERNAME = "puller"
@@ -108,9 +109,10 @@ def _free_port() -> int:
 
 
 class Registry:
-    """`registry serve` on 127.0.0.1 with TLS and basic auth; `stop`/`start` keep its storage."""
+    """`registry serve` on 127.0.0.1 with TLS and basic auth (or, with `token=True`, the Bearer token
+    flow through a TokenServer); `stop`/`start` keep its storage."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, token: bool = False) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         ca_key, ca = make_ca("kubemart test registry CA")
@@ -134,6 +136,19 @@ class Registry:
             },
             "auth": {"htpasswd": {"realm": "kubemart-test", "path": str(root / "htpasswd")}},
         }
+        self.token_server: TokenServer | None = None
+        if token:
+            self.token_server = TokenServer(
+                root, ca_key, ca, users={USERNAME: PASSWORD}, cert_pem=cert, key_pem=key
+            )
+            config["auth"] = {
+                "token": {
+                    "realm": self.token_server.url,
+                    "service": SERVICE,
+                    "issuer": ISSUER,
+                    "rootcertbundle": str(root / "ca.pem"),
+                }
+            }
         (root / "config.yml").write_text(yaml.safe_dump(config))
         self.log_path = root / "registry.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -154,7 +169,7 @@ class Registry:
 
     def _answers(self) -> bool:
         try:
-            return self.client().get("/v2/").status_code == 200
+            return self.client().get("/v2/").status_code in (200, 401)
         except httpx.HTTPError:
             return False
 
@@ -166,6 +181,8 @@ class Registry:
 
     def close(self) -> None:
         self.stop()
+        if self.token_server is not None:
+            self.token_server.close()
 
     # --- what it served --------------------------------------------------------------------------
 
