@@ -197,10 +197,20 @@ def test_charts_listed_in_the_spec_need_no_catalog(
     registry.push(path, "hello", "0.1.0")
     registry.push(path, "blog", "1.0.0")
     seen = len(registry.requests())
-    make_source(k8s, objects, registry, name=source_name, namespace=namespace, path=path, charts=["hello"])
+    make_source(
+        k8s, objects, registry, name=source_name, namespace=namespace, path=path, charts=["hello", "nothere"]
+    )
     synced(objects, source_name)
     assert list(apps_of(objects, source_name)) == [f"{source_name}.hello"]
     assert not [p for _, p in registry.requests()[seen:] if "_catalog" in p]
+    wait_for(
+        lambda: any(
+            r == "VersionsSkipped" and "nothere: no repository" in m
+            for _, r, m in objects.events_for(source_name)
+        ),
+        timeout=20,
+        what="the missing chart said",
+    )
 
 
 def test_install_upgrade_by_range_and_uninstall_from_oci(

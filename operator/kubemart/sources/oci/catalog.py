@@ -151,12 +151,18 @@ async def gather_all(coros: list[Coroutine[Any, Any, T]]) -> list[T]:
     return [t.result() for t in tasks]
 
 
-async def list_tags(client: RegistryClient, repository: str) -> list[str]:
+async def list_tags(client: RegistryClient, repository: str) -> list[str] | None:
+    """The repository's tags; None when the registry holds no such repository."""
     tags: list[str] = []
     url: str | None = f"{client.registry.base}/v2/{repository}/tags/list?n={PAGE}"
     what = f"the tags of {repository}"
     while url is not None and len(tags) < MAX_TAGS:
-        doc, headers, _ = await client.get_json(url, scope=f"repository:{repository}:pull", what=what)
+        try:
+            doc, headers, _ = await client.get_json(url, scope=f"repository:{repository}:pull", what=what)
+        except OciError as err:
+            if err.reason == "ChartNotFound":
+                return None
+            raise
         page = doc.get("tags") if isinstance(doc, dict) else None
         if page is None:
             page = []  # distribution says `"tags": null` for a repository whose tags were all deleted
@@ -259,6 +265,9 @@ async def read_catalog(client: RegistryClient, names: list[str]) -> Listing:
     digests: dict[str, dict[str, str]] = {}
     work: list[tuple[str, str, str]] = []
     for (chart, repo), chart_tags in zip(charts.items(), tags, strict=True):
+        if chart_tags is None:
+            notes.append(f"{chart}: no repository {repo} in the registry")
+            continue
         versions = {}
         for tag in chart_tags:
             version = tag_version(tag)

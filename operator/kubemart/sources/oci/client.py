@@ -152,7 +152,9 @@ class RegistryClient:
                             if challenge is not None and await self._answer(challenge, scope, what, sent):
                                 continue
                         if not resp.is_success:
-                            raise status_error(resp, what)
+                            raise status_error(
+                                resp, what, missing=None if "/_catalog" in url else "ChartNotFound"
+                            )
                         return await body(resp)
                 raise AssertionError("unreachable")  # the second attempt returns or raises
         except TimeoutError:

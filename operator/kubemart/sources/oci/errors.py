@@ -19,8 +19,11 @@ class OciError(SourceError):
     """A registry request failed; `reason` is CamelCase, the message names the URL (never a credential)."""
 
 
-def status_error(resp: httpx.Response, what: str) -> OciError:
-    """The error for a non-success answer to a request for `what` ("the catalog", "the tags of x"...)."""
+def status_error(resp: httpx.Response, what: str, *, missing: str | None = None) -> OciError:
+    """The error for a non-success answer to a request for `what` ("the catalog", "the tags of x"...).
+
+    `missing`: the reason for a 404 (ChartNotFound when `what` is a chart's tags, manifest or layer).
+    """
     code = resp.status_code
     status = f"{code} {one_line(resp.reason_phrase, 40)}".strip()
     where = safe_url(str(resp.url))
@@ -42,6 +45,12 @@ def status_error(resp: httpx.Response, what: str) -> OciError:
             "RepositoryServerError",
             f"{where} answered {status}; the registry is failing, so retry later.",
             retryable=True,
+        )
+    if missing is not None and code in (404, 410):
+        return OciError(
+            missing,
+            f"{where} answered {status} for {what}: the registry does not hold it; re-sync the source, or "
+            "check the chart names in spec.charts.",
         )
     return OciError(
         "UnexpectedResponse", f"{where} answered {status} for {what}; check the source's url.", retryable=True
