@@ -148,7 +148,7 @@ class RegistryClient:
                     async with self._send(method, url, headers) as resp:
                         if resp.status_code == 401 and attempt == 0:
                             challenge = parse_challenge(resp.headers.get("WWW-Authenticate"))
-                            sent = authorization is not None
+                            sent = authorization.split(" ", 1)[0].lower() if authorization else None
                             if challenge is not None and await self._answer(challenge, scope, what, sent):
                                 continue
                         if not resp.is_success:
@@ -200,14 +200,18 @@ class RegistryClient:
         if token is None or token[1] <= time.monotonic():
             await self._store_token(kept, scope, what)
 
-    async def _answer(self, challenge: Challenge, scope: str, what: str, sent: bool) -> bool:
-        """Whether a retry can answer the challenge (its credentials or token are ready now)."""
+    async def _answer(self, challenge: Challenge, scope: str, what: str, sent: str | None) -> bool:
+        """Whether a retry can answer the challenge (its credentials or a new token are ready now).
+
+        `sent`: the scheme the refused request carried. Basic credentials refused are wrong; a bearer
+        token of ours may have expired early, so one new token is asked (a Secret's token cannot be).
+        """
         auth = self._auth
-        if sent or (auth is not None and auth.token is not None):
-            return False  # what was sent was refused
+        if auth is not None and auth.token is not None:
+            return False
         if challenge.scheme == "basic":
-            if auth is None or auth.username is None:
-                return False  # nothing to answer with
+            if sent == "basic" or auth is None or auth.username is None:
+                return False
             _schemes[self.registry.host] = challenge
             return True
         if challenge.scheme == "bearer" and "realm" in challenge.params:
