@@ -119,3 +119,18 @@ def test_credentials_are_needed_and_never_shown(registry: Registry, tmp_path: Pa
         asyncio.run(wrong.snapshot(None))
     assert info.value.reason == "RepositoryAuthFailed"
     assert PASSWORD not in str(info.value)
+
+
+def test_chart_names_that_are_not_repository_names_are_refused(registry: Registry, tmp_path: Path) -> None:
+    registry.push("names", "hello", "0.1.0")
+    auth = RepoAuth(username=USERNAME, password=PASSWORD, ca_pem=registry.ca_pem)
+    some = OciSource(
+        registry.url("names"), charts=["hello", "Hello", "a/../b"], auth=auth, cache=ChartCache(tmp_path)
+    )
+    snap = snapshot(some)
+    assert list(snap.charts) == ["hello"]
+    assert "'Hello' in spec.charts is not a repository name" in snap.notes
+    none = OciSource(registry.url("names"), charts=["../x?y"], auth=auth, cache=ChartCache(tmp_path))
+    with pytest.raises(SourceError) as info:
+        asyncio.run(none.snapshot(None))
+    assert info.value.reason == "InvalidChartNames"

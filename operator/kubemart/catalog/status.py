@@ -10,7 +10,7 @@ from kubemart.domain.conditions import Summary, ready_of
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus
 from kubemart.sources.base import SourceError
 
-STALLING = frozenset({"UnsupportedSourceType", "InvalidRepositoryURL"})
+STALLING = frozenset({"UnsupportedSourceType", "InvalidRepositoryURL", "InvalidChartNames"})
 """Failures no retry can mend: only a new spec can."""
 MAX_MESSAGE = 1000
 

@@ -259,9 +259,17 @@ async def _config(client: RegistryClient, repository: str, digest: str) -> dict[
 
 async def read_catalog(client: RegistryClient, names: list[str]) -> Listing:
     """The charts, their semver versions and digests; notes on what was left out. Raises OciError."""
-    charts = await list_charts(client, names)
-    tags = await gather_all([list_tags(client, repo) for repo in charts.values()])
     notes: list[str] = []
+    valid = [n for n in names if client.registry.chart_of(client.registry.repository(n)) == n]
+    notes.extend(
+        f"{one_line(n, 64)!r} in spec.charts is not a repository name" for n in names if n not in valid
+    )
+    if names and not valid:
+        raise OciError(
+            "InvalidChartNames", "No name in spec.charts is a valid repository name; fix spec.charts."
+        )
+    charts = await list_charts(client, valid)
+    tags = await gather_all([list_tags(client, repo) for repo in charts.values()])
     digests: dict[str, dict[str, str]] = {}
     work: list[tuple[str, str, str]] = []
     for (chart, repo), chart_tags in zip(charts.items(), tags, strict=True):
@@ -301,7 +309,9 @@ async def read_catalog(client: RegistryClient, names: list[str]) -> Listing:
         }
         entry["created"] = manifest.created
         entries.setdefault(chart, []).append(entry)
-    revision = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+    # What was left out counts too: a new tag that is not semver is said, though no version changed.
+    content = {"digests": digests, "left out": sorted(notes)}
+    revision = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return Listing(revision=f"sha256:{revision}", charts=entries, notes=notes[:MAX_NOTES])
 
 

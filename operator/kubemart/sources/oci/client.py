@@ -34,12 +34,14 @@ from kubemart.sources.helm_http.decoding import BoundedDecoder, EncodingError
 from kubemart.sources.helm_http.errors import MAX_REDIRECTS, Kind, deadline_error, safe_url, transport_error
 from kubemart.sources.oci.errors import OciError, invalid, status_error, too_large
 from kubemart.sources.oci.reference import Challenge, Registry, parse_challenge
+from kubemart.sources.offload import offload
 
 MAX_JSON = 4 * 1024 * 1024
 """A catalog or tags page, a manifest (distribution's own limit) or a token answer."""
 MAX_CONFIG = 1024 * 1024
 """A chart's config blob: Chart.yaml as JSON."""
 MAX_TOKENS = 10_000
+_INLINE_JSON = 256 * 1024
 _MIN_TOKEN_LIFE = 60
 _TOKEN_MARGIN = 10
 
@@ -101,7 +103,9 @@ class RegistryClient:
         headers = await self._request("GET", url, scope=scope, what=what, accept=accept, body=collect)
         raw = b"".join(chunks)
         try:
-            return json.loads(raw), headers, raw
+            # A large document is parsed off the event loop (a catalog page of thousands of names).
+            doc = await offload(json.loads, raw) if len(raw) > _INLINE_JSON else json.loads(raw)
+            return doc, headers, raw
         except (ValueError, RecursionError):
             raise invalid(url, what.capitalize(), "is not valid JSON") from None
 
