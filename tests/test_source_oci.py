@@ -19,6 +19,7 @@ from support.registry import PASSWORD, USERNAME, Registry, make_ca, pem
 from support.wait import wait_for
 
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +276,7 @@ def _other_ca() -> str:
         pytest.param("bad-ca", "TLSError", id="bad CA"),
         pytest.param("bad-json", "InvalidRegistryResponse", id="config not JSON"),
         pytest.param("oversized", "InvalidRegistryResponse", id="config oversized"),
+        pytest.param("wrong-layer-type", "InvalidRegistryResponse", id="chart layer of a wrong media type"),
     ],
 )
 def test_broken_registry_reports_and_keeps_last_good_catalog(
@@ -301,14 +303,19 @@ def test_broken_registry_reports_and_keeps_last_good_catalog(
     elif breakage == "bad-ca":
         core.patch_namespaced_secret("oci-auth", namespace, {"stringData": {"ca.crt": _other_ca()}})
     else:
-        config = (
-            b"{not json"
-            if breakage == "bad-json"
-            else json.dumps(
-                {"name": "big", "version": "1.0.0", "description": "x" * (2 * 1024 * 1024)}
-            ).encode()
+        configs = {
+            "bad-json": b"{not json",
+            "oversized": json.dumps({"name": "big", "version": "1.0.0", "description": "x" * 2**21}).encode(),
+            "wrong-layer-type": json.dumps({"name": "broken", "version": "1.0.0"}).encode(),
+        }
+        layer_type = "application/octet-stream" if breakage == "wrong-layer-type" else HELM_LAYER
+        pushed = registry.push_artifact(
+            f"{path}/broken",
+            "1.0.0",
+            config=configs[breakage],
+            config_type=HELM_CONFIG,
+            layer_type=layer_type,
         )
-        pushed = registry.push_artifact(f"{path}/broken", "1.0.0", config=config, config_type=HELM_CONFIG)
     try:
         request_reconcile(objects, "marketsources", source_name)
 

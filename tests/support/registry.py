@@ -301,7 +301,14 @@ class Registry:
         self.put_manifest(repository, new, self.manifest(repository, existing))
 
     def push_artifact(
-        self, repository: str, tag: str, *, config: bytes, config_type: str, layer: bytes = b"x"
+        self,
+        repository: str,
+        tag: str,
+        *,
+        config: bytes,
+        config_type: str,
+        layer: bytes = b"x",
+        layer_type: str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
     ) -> str:
         """An artifact with the given config (any media type, any bytes) and one chart-typed layer."""
         config_digest = self.put_blob(repository, config)
@@ -315,7 +322,7 @@ class Registry:
                 "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
                 "layers": [
                     {
-                        "mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+                        "mediaType": layer_type,
                         "digest": layer_digest,
                         "size": len(layer),
                     }
