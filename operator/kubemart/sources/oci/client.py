@@ -59,13 +59,6 @@ class Limits:
     """Requests in flight to one registry."""
 
 
-@dataclass
-class Counters:
-    """Requests sent, by kind, for tests and benchmarks (the registry's log counts them too)."""
-
-    requests: int = 0
-
-
 class RegistryClient:
     def __init__(self, registry: Registry, auth: RepoAuth | None, limits: Limits) -> None:
         self.registry = registry
@@ -73,7 +66,6 @@ class RegistryClient:
         self.limits = limits
         self._http = make_client(auth=auth, timeout=min(30.0, limits.deadline))
         self._gate = asyncio.Semaphore(limits.concurrency)
-        self.counters = Counters()
         who = ""
         if auth is not None and auth.has_credentials:
             secret = f"{auth.username}\0{auth.password}\0{auth.token}".encode()
@@ -170,7 +162,6 @@ class RegistryClient:
     async def _send(self, method: str, url: str, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
         request = self._http.build_request(method, url, headers=headers)
         for _ in range(MAX_REDIRECTS + 1):
-            self.counters.requests += 1
             response = await self._http.send(request, stream=True, follow_redirects=False)
             if response.next_request is None:
                 try:
@@ -295,9 +286,3 @@ async def _bounded(resp: httpx.Response, max_bytes: int, url: str, what: str) ->
 def _basic(auth: RepoAuth) -> str:
     pair = f"{auth.username}:{auth.password or ''}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-def forget_auth() -> None:
-    """Drop what was learnt about registries' auth (tests start each registry afresh)."""
-    _schemes.clear()
-    _tokens.clear()

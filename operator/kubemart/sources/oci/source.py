@@ -40,18 +40,13 @@ class OciSource:
         self._auth = auth
         self._cache = cache
         self._limits = limits or Limits()
-        self.requests = 0
-        """Requests the last snapshot sent (benchmarks and tests read it)."""
 
     def _client(self) -> RegistryClient:
         return RegistryClient(self.registry, self._auth, self._limits)
 
     async def snapshot(self, since: Cursor | None) -> Snapshot | Unchanged:
         async with self._client() as client:
-            try:
-                listing = await read_catalog(client, self._charts)
-            finally:
-                self.requests = client.counters.requests
+            listing = await read_catalog(client, self._charts)
         cursor = Cursor(listing.revision)
         if since is not None and since.revision == listing.revision:
             return Unchanged(cursor)
