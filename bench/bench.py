@@ -8,7 +8,8 @@
 (f) attacks: every case of issue #9 replayed against a fresh operator each, its peak RSS and loop lag
     (bench/attacks.py);
 (g) hostile catalogs: bombs, a trickling server, an index at the limits (bench/hostile_catalogs.py);
-(h) drift detection by server-side apply dry-run against the field diff, on real charts (drift_methods.py).
+(h) drift detection by server-side apply dry-run against the field diff, on real charts (drift_methods.py);
+(i) an OCI catalog of 500 apps in a real registry: requests at the registry, writes (oci_catalog.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -44,6 +45,7 @@ from attacks import attacks_report, bench_attacks  # noqa: E402
 from drift_methods import bench_drift_methods  # noqa: E402
 from drift_methods import report as drift_methods_report  # noqa: E402
 from hostile_catalogs import bench_hostile, hostile_lines  # noqa: E402
+from oci_catalog import bench_oci, oci_lines  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
 from support.repo import ChartRepo  # noqa: E402
@@ -527,12 +529,13 @@ def write_report(results: dict[str, Any], command: str) -> None:
         lines += attacks_report(f, results["when"])
     lines += hostile_lines(results.get("hostile"), results["when"])
     lines += drift_methods_report(results.get("methods"), results["when"])
+    lines += oci_lines(results.get("oci"), results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
     head = text.split(marker)[0].rstrip() + "\n\n" if marker in text else text.rstrip() + "\n\n"
     kept = _sections(text.split(marker, 1)[1]) if marker in text else {}
-    for letter in {k for k in "abcdef" if f"### ({k})" not in "\n".join(lines)}:
+    for letter in {k for k in "abcdefghijklmnop" if f"### ({k})" not in "\n".join(lines)}:
         if letter in kept:  # measured earlier, not in this run nor in bench/results/latest.json
             lines += kept[letter]
     lines = lines[:5] + _in_order(lines[5:])
@@ -599,7 +602,8 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=200)
     parser.add_argument("--idle", type=float, default=300)
     parser.add_argument("--handovers", type=int, default=3)
-    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile", "methods"]
+    parser.add_argument("--oci-apps", type=int, default=500)
+    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile", "methods", "oci"]
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()
@@ -640,6 +644,11 @@ def main() -> int:
             assert op is not None
             results["catalog"] = bench_catalog(custom, op, tmp, args.charts)
             print(json.dumps(results["catalog"]), flush=True)
+        if "oci" in only:
+            results["oci"] = bench_oci(
+                custom, core, tmp, args.oci_apps, lambda: apiserver_writes("marketapps")
+            )
+            print(json.dumps(results["oci"]), flush=True)
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane and tools (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubectl, etcd, kwok, kwokctl, helm) and the test tools luahealth (Argo CD's Lua
-# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/, and cosign
-# (sigstore) from its own module in cosign/ (its dependencies would move the Kubernetes pins).
+# health checks in gopher-lua) and kstatus (cli-utils) from the Go module proxy into bin/, cosign
+# (sigstore) from its own module in cosign/ (its dependencies would move the Kubernetes pins), and
+# registry (distribution's OCI registry, for the oci source's tests) from its own module, registry/.
 # A build runs only when a binary is missing or the pins (go.mod, go.sum, this script) changed.
 #
 # Clusters, operators and tests of other shells run these binaries while a rebuild happens.
@@ -20,12 +21,14 @@ KUBE_VERSION=v1.36.3
 HELM_VERSION=v3.21.4
 KWOK_VERSION=v0.8.0
 COSIGN_VERSION=v2.6.5  # must match cosign/go.mod
-tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus cosign"
+DISTRIBUTION_VERSION=v3.1.2  # pinned in registry/go.mod
+tools="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl helm luahealth kstatus cosign registry"
 
 stamp="$bin/.hack-stamp"
 stage="$bin/.build"
 # The pins, this script, and our own small mains (a change to any of them rebuilds).
-want=$(cat "$here/go.mod" "$here/go.sum" "$here/cosign/go.mod" "$here/cosign/go.sum" "$0" \
+want=$(cat "$here/go.mod" "$here/go.sum" "$here/cosign/go.mod" "$here/cosign/go.sum" \
+  "$here/registry/go.mod" "$here/registry/go.sum" "$0" \
   $(find "$here" -name '*.go' | LC_ALL=C sort) | sha256sum | cut -d' ' -f1)
 up_to_date() {
   for t in $tools; do [ -x "$bin/$t" ] || return 1; done
@@ -66,11 +69,14 @@ cd "$here"
 go build -trimpath -ldflags "-s -w $kv $hv $wv" -o "$stage/" tool
 # cosign: its own module (cosign/go.mod), so its dependency graph leaves the one above alone.
 (cd "$here/cosign" && go build -trimpath -ldflags "-s -w $cv" -o "$stage/" tool)
+# distribution pins otel/grpc versions that clash with the Kubernetes pins: a module of its own.
+(cd "$here/registry" && go build -trimpath -ldflags "-s -w" -o "$stage/" tool)
 for t in $tools; do
   [ "$stage/$t" -ef "$bin/$t" ] && continue
   ln -f "$stage/$t" "$bin/.$t.new" 2>/dev/null || cp -f "$stage/$t" "$bin/.$t.new"
   mv -f "$bin/.$t.new" "$bin/$t"
   echo "replaced bin/$t"
 done
-echo "$want" > "$stamp"
+# A new file renamed over the stamp: bin/ may be hard-linked from another checkout (cp -al).
+echo "$want" > "$stamp.new" && mv -f "$stamp.new" "$stamp"
 echo "built in $(( $(date +%s) - start ))s"

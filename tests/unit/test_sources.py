@@ -157,9 +157,23 @@ def test_what_may_pass_is_retryable(chart_repo: ChartRepo, tmp_path: Path, chart
 
 
 def test_a_source_type_not_supported_yet_is_not_retryable(charts: Charts) -> None:
-    version = AppVersion(version="1.0.0", urls=["oci://registry.example/charts/hello:1.0.0"])
-    oci = source("oci://registry.example/charts", type="oci")
-    assert charts.cached(oci, version) is None
+    version = AppVersion(version="1.0.0", urls=["https://git.example/charts/hello"])
+    git = source("https://git.example/charts.git", type="git")
+    assert charts.cached(git, version) is None
     with pytest.raises(ChartFetchError) as info:
-        asyncio.run(charts.fetch(oci, version))
+        asyncio.run(charts.fetch(git, version))
     assert (info.value.reason, info.value.retryable) == ("UnsupportedSourceType", False)
+
+
+def test_an_oci_chart_url_off_the_sources_registry_is_refused(charts: Charts) -> None:
+    digest = "sha256:" + "ab" * 32
+    oci = source("oci://registry.example/charts", type="oci")
+    for urls in (
+        ["oci://elsewhere.example/charts/hello@" + digest],
+        ["oci://registry.example/charts/hello:1.0.0"],
+    ):
+        version = AppVersion(version="1.0.0", digest=digest, urls=urls)
+        assert charts.cached(oci, version) is None
+        with pytest.raises(ChartFetchError) as info:
+            asyncio.run(charts.fetch(oci, version))
+        assert (info.value.reason, info.value.retryable) == ("InvalidChartURL", False)

@@ -10,7 +10,7 @@ from kubemart.domain.conditions import Summary, ready_of
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus
 from kubemart.sources.base import SourceError
 
-STALLING = frozenset({"UnsupportedSourceType", "InvalidRepositoryURL"})
+STALLING = frozenset({"UnsupportedSourceType", "InvalidRepositoryURL", "InvalidChartNames"})
 """Failures no retry can mend: only a new spec can."""
 MAX_MESSAGE = 1000
 
@@ -53,11 +53,14 @@ def ready_summary(
     changed: bool,
     skipped: int = 0,
     taken: int = 0,
+    versions: int = 0,
 ) -> Summary:
     """Ready=True after a sync; an unchanged catalog keeps the notes of the sync that read it."""
     message = f"{apps(status.app_count or 0)} from {clip(source.location(), 200)} at revision {(status.revision or '')[:19]}"
     if skipped:
         message += f"; {skipped} charts left out (see Events)"
+    if versions:
+        message += f"; {versions} versions left out (see Events)"
     if taken:
         message += f"; {taken} names are held by objects this source does not control (see Events)"
     if not changed:

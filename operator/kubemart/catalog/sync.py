@@ -161,7 +161,7 @@ class CatalogSync:
         if isinstance(result, Unchanged):
             status.etag, status.last_modified = result.cursor.etag, result.cursor.last_modified
             return ready_summary(source, status, changed=False)
-        revision, cursor, charts = result.revision, result.cursor, result.charts
+        revision, cursor, charts, notes = result.revision, result.cursor, result.charts, result.notes
         del result  # the parsed index is dropped as soon as the catalog is built
         try:
             # Building thousands of specs takes a while: not on the event loop.
@@ -179,8 +179,10 @@ class CatalogSync:
         status.etag, status.last_modified = cursor.etag, cursor.last_modified
         status.app_count = len(catalog.entries) - len(taken)
         self._verified[name] = identity
-        self._report(body, source, catalog, plan, taken)
-        return ready_summary(source, status, changed=True, skipped=len(catalog.skipped), taken=len(taken))
+        self._report(body, source, catalog, plan, taken, notes)
+        return ready_summary(
+            source, status, changed=True, skipped=len(catalog.skipped), taken=len(taken), versions=len(notes)
+        )
 
     async def _apply(self, source_body: Body, catalog: Catalog) -> tuple[SyncPlan, list[str]]:
         """Write what differs; the names found taken by objects this source does not control."""
@@ -230,7 +232,13 @@ class CatalogSync:
         self._own_deletes.add(name)
 
     def _report(
-        self, body: Body, source: MarketSource, catalog: Catalog, plan: SyncPlan, taken: list[str]
+        self,
+        body: Body,
+        source: MarketSource,
+        catalog: Catalog,
+        plan: SyncPlan,
+        taken: list[str],
+        notes: tuple[str, ...] = (),
     ) -> None:
         created = len(plan.create) - (len(taken) - len(plan.taken))
         if plan.writes:
@@ -251,6 +259,12 @@ class CatalogSync:
                     f"{len(catalog.skipped)} charts were left out: " + "; ".join(catalog.skipped[:3]),
                     MAX_EVENT,
                 ),
+            )
+        if notes:
+            self.events.warning(
+                body,
+                "VersionsSkipped",
+                clip(f"{len(notes)} versions were left out: " + "; ".join(notes[:5]), MAX_EVENT),
             )
         if taken:
             self.events.warning(

@@ -64,6 +64,8 @@ class Snapshot:
     charts: ChartVersions = field(repr=False)
     cursor: Cursor
     """What to pass as `since` next time."""
+    notes: tuple[str, ...] = ()
+    """Versions the source left out, each with why (an OCI tag that is not semver): said in an Event."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from kubemart.sources.cache import ChartCache
 from kubemart.sources.credentials import RepoAuth
 from kubemart.sources.helm_http import HelmHttpSource, HttpLimits
 from kubemart.sources.helm_http.index import IndexLimits
+from kubemart.sources.oci import Limits, OciSource
 
 
 def http_limits(settings: Settings) -> HttpLimits:
@@ -26,7 +27,10 @@ def source_for(
     """The source for `source.spec`; SourceError (not retryable) for a type not supported yet."""
     if source.spec.type is SourceType.HELM and source.spec.url:
         return HelmHttpSource(source.spec.url, auth=auth, cache=cache, limits=http_limits(settings))
+    if source.spec.type is SourceType.OCI and source.spec.url:
+        limits = Limits(chart_max_bytes=settings.chart_max_bytes, deadline=settings.repository_deadline)
+        return OciSource(source.spec.url, charts=source.spec.charts, auth=auth, cache=cache, limits=limits)
     raise SourceError(
         "UnsupportedSourceType",
-        f"Sources of type {source.spec.type.value} are not supported yet; use type helm.",
+        f"Sources of type {source.spec.type.value} are not supported yet; use type helm or oci.",
     )
