@@ -228,7 +228,10 @@ def _categories(annotations: Mapping[str, Any], keywords: list[str]) -> list[str
 
 def _with_olares(spec: MarketAppSpec, olares: OlaresFields, annotations: Mapping[str, Any]) -> MarketAppSpec:
     """The manifest's metadata over Chart.yaml's; our own kubemart.io annotations still win."""
-    ours = lambda key: annotations.get(f"{ANNOTATION_PREFIX}{key}") is not None  # noqa: E731
+
+    def ours(key: str) -> bool:
+        return annotations.get(f"{ANNOTATION_PREFIX}{key}") is not None
+
     update: dict[str, Any] = {
         "manifest": "olares",
         "entrances": olares.entrances,
