@@ -101,11 +101,12 @@ def test_real_charts_metadata_and_olares_apps_in_the_catalog(
         }
     ]
     assert spec["requirements"]["limits"] == {"cpu": "1", "memory": "4Gi", "disk": "256Mi"}
-    assert spec["dependencies"] == [{"name": "olares", "version": ">=1.12.6-0", "type": "system"}]
+    assert spec["dependencies"] == [{"app": "olares", "version": ">=1.12.6-0", "type": "system"}]
     assert spec["license"] == "MIT"
 
     info = ok(market(cluster, "info", "uptimekuma", "--source", olares))
-    assert "Title:" in info and "Uptime Kuma" in info
+    assert "Title:" in info
+    assert "Uptime Kuma" in info
     assert "uptimekuma:3001" in info
     assert "olares >=1.12.6-0 (system)" in info
 
@@ -124,7 +125,8 @@ def test_real_charts_metadata_and_olares_apps_in_the_catalog(
         assert categories["redis"] == categories["postgresql"] == ["database"]
         assert categories["memos"] == ["Productivity"]  # from its manifest
         info = ok(market(cluster, "info", "kube-prometheus-stack", "--source", olares))
-        assert "License:" in info and "Apache-2.0" in info
+        assert "License:" in info
+        assert "Apache-2.0" in info
         assert "  Upgrade Process: https://github.com/prometheus-community" in info
 
     # The index changes (one new chart): only the new digest is read, nothing already known.

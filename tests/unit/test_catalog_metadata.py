@@ -105,7 +105,7 @@ def test_real_olares_charts_read_with_their_manifest(
     assert spec.requirements.cpu == "0.5"
     assert spec.requirements.limits is not None
     assert spec.requirements.limits.cpu == "3"
-    assert [d.name for d in spec.dependencies] == ["olares"]
+    assert [d.app for d in spec.dependencies] == ["olares"]
     if entrance is not None:
         assert [(e.name, e.port) for e in spec.entrances] == [entrance]
 

@@ -25,7 +25,7 @@ APP = {
             "limits": {"cpu": "1", "memory": "4Gi"},
         },
         "entrances": [{"name": "uptimekuma", "title": "Uptime Kuma", "host": "uptimekuma", "port": 3001}],
-        "dependencies": [{"name": "olares", "version": ">=1.12.6-0", "type": "system"}],
+        "dependencies": [{"app": "olares", "version": ">=1.12.6-0", "type": "system"}],
         "latestVersion": "1.0.7",
         "versions": [{"version": "1.0.7"}],
     },

@@ -38,7 +38,7 @@ def test_templated_manifests_read_as_the_admins_install() -> None:
     # The first branch of each if: the admin's install, with a GPU.
     assert (req.memory, req.gpu, req.limits.gpu, req.cpu) == ("6.5Gi", "8Gi", "16Gi", "0.6")
     deps = olares_fields(speaches).dependencies
-    assert [(d.name, d.type, d.version) for d in deps] == [("olares", "system", ">=1.12.3-0,<1.12.6")]
+    assert [(d.app, d.type, d.version) for d in deps] == [("olares", "system", ">=1.12.3-0,<1.12.6")]
     assert (
         "{{" not in plain((FIXTURES / "manifests" / "acestepv2.yaml").read_text()).split("fullDescription")[0]
     )

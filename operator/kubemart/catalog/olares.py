@@ -129,7 +129,7 @@ def dependencies(options: Mapping[str, Any]) -> list[Dependency]:
             continue
         out.append(
             Dependency(
-                name=name,
+                app=name,
                 version=exact(item.get("version"), bounds.MAX_SHORT),
                 type=exact(item.get("type"), bounds.MAX_WORD),
                 mandatory=True if item.get("mandatory") is True else None,

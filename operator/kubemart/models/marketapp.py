@@ -113,7 +113,9 @@ class CatalogEntrance(Model):
 class Dependency(Model):
     """Something the app needs installed first (an Olares manifest's options.dependencies)."""
 
-    name: str = Field(description="The app (or system) it depends on.", max_length=MAX_NAME)
+    app: str = Field(
+        description="The app (or, for type system, the platform) it depends on.", max_length=MAX_NAME
+    )
     version: str | None = Field(
         default=None, description="A semver range, e.g. >=1.12.0-0.", max_length=MAX_SHORT
     )

@@ -245,7 +245,7 @@ def _limits(limits: Mapping[str, Any]) -> str:
 
 def _dependency(d: Mapping[str, Any]) -> str:
     kind = f" ({d['type']})" if d.get("type") else ""
-    return f"{d.get('name', '')} {d.get('version') or '*'}{kind}"
+    return f"{d.get('app', '')} {d.get('version') or '*'}{kind}"
 
 
 def _meta(obj: Obj) -> Mapping[str, Any]:
