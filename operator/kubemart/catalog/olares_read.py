@@ -27,6 +27,7 @@ from kubemart.models.marketapp import AppVersion
 from kubemart.sources.archive import olares_manifest
 from kubemart.sources.base import ChartVersions, Source, SourceError
 from kubemart.sources.cache import parse_digest
+from kubemart.sources.offload import offload
 
 MAX_REMEMBERED = 20_000
 """Digests whose manifest (slimmed) or absence is kept."""
@@ -77,9 +78,10 @@ class ManifestReader:
         while len(self._known) > MAX_REMEMBERED:
             self._known.popitem(last=False)
 
-    async def enrich(self, source: Source, charts: ChartVersions, *, every: bool) -> ReadStats:
-        """Put each qualifying chart's manifest into its newest version's entry under `olaresManifest`."""
-        stats = ReadStats()
+    def _select(
+        self, source: Source, charts: ChartVersions, every: bool, stats: ReadStats
+    ) -> list[tuple[dict[str, Any], AppVersion, str]]:
+        """The archives to read; known digests get their manifest at once (called in a thread)."""
         todo: list[tuple[dict[str, Any], AppVersion, str]] = []
         for entries in charts.values():
             head = head_version(entries)
@@ -90,8 +92,7 @@ class ManifestReader:
                 continue  # nothing to remember it by
             if digest in self._known:
                 stats.remembered += 1
-                self._known.move_to_end(digest)
-                if (known := self._known[digest]) is not None:
+                if (known := self._known.get(digest)) is not None:
                     head[MANIFEST_KEY] = known
                 continue
             urls = head.get("urls")
@@ -105,6 +106,14 @@ class ManifestReader:
                 continue  # out of bounds: the catalog leaves its metadata out too
             if every or signalled(head) or source.cached(version) is not None:
                 todo.append((head, version, digest))
+        return todo
+
+    async def enrich(self, source: Source, charts: ChartVersions, *, every: bool) -> ReadStats:
+        """Put each qualifying chart's manifest into its newest version's entry under `olaresManifest`."""
+        stats = ReadStats()
+        # Choosing the newest version of thousands of charts takes a while: not on the event loop.
+        todo = await offload(self._select, source, charts, every, stats)
+
         gate = asyncio.Semaphore(self._concurrency)
 
         async def read(head: dict[str, Any], version: AppVersion, digest: str) -> None:
