@@ -208,3 +208,36 @@ def test_olares_chart_needs_the_sources_values_and_follows_them(
     app = wait_for(lambda: running(objects, namespace, "kuma"), timeout=120, what="Running")
     ops = [h["operation"] for h in app["status"]["history"] if h["result"] == "Succeeded"]
     assert ops.count("upgrade") == 2, ops  # one per change, none more
+
+
+def deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+def test_source_values_beyond_the_bounds_are_refused_clearly(
+    objects: Objects, operator: OperatorProcess, chart_repo: ChartRepo, source_name: Any, namespace: str
+) -> None:
+    package_olares(chart_repo)
+    chart_repo.reindex()
+    name = source_name()
+    create_source(objects, name, chart_repo.url, values={"userspace": deep(40)})
+
+    def refused(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        c = condition(obj)
+        return c if c and c["status"] == "False" and c["reason"] == "InvalidValues" else None
+
+    cond = wait_for(
+        lambda: refused(objects.get("marketsources", name)), timeout=90, what="source InvalidValues"
+    )
+    assert "nested more than 32 levels" in cond["message"]
+    assert objects.get("marketapps", f"{name}.uptimekuma") is not None  # the catalog is synced anyway
+
+    install(objects, namespace, "kuma", source=name, app="uptimekuma")
+    cond = wait_for(
+        lambda: refused(objects.get("appinstalls", "kuma", namespace)), timeout=90, what="app InvalidValues"
+    )
+    assert "the MarketSource's spec.values is nested more than 32 levels" in cond["message"]
+    assert condition(objects.get("appinstalls", "kuma", namespace), "Stalled") is not None

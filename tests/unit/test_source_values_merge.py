@@ -46,3 +46,21 @@ def test_the_sources_values_are_bounded(defaults: dict[str, object], words: str)
     with pytest.raises(InvalidValues) as caught:
         effective_values([], None, limits=limits, defaults=defaults)
     assert words in str(caught.value)
+
+
+def test_the_source_says_when_its_values_are_beyond_the_bounds() -> None:
+    from kubemart.catalog.status import values_problem
+    from kubemart.models.marketsource import MarketSource
+
+    def source(values: object) -> MarketSource:
+        return MarketSource.model_validate(
+            {"metadata": {"name": "s"}, "spec": {"url": "https://charts.example.com", "values": values}}
+        )
+
+    assert values_problem(source(SOURCE), LIMITS) is None
+    assert values_problem(source(None), LIMITS) is None
+    found = values_problem(source({"s": "x" * 3000}), LIMITS)
+    assert found is not None
+    assert (found.ready, found.reason, found.stalled) == (False, "InvalidValues", True)
+    assert "larger than 2000 bytes" in found.message
+    assert "The catalog is synced" in found.message

@@ -31,9 +31,11 @@ from kubemart.catalog.status import (
     key_problem,
     ready_summary,
     syncing_summary,
+    values_problem,
     with_note,
 )
 from kubemart.catalog.writer import write_plan
+from kubemart.domain.bounds import ValueLimits
 from kubemart.domain.catalog import valid_source_name
 from kubemart.domain.clip import clip
 from kubemart.domain.conditions import Summary
@@ -126,7 +128,10 @@ class CatalogSync:
                 self.events.warning(body, failed.reason, failed.message)
             return Result() if failed.stalled else Result(requeue_after=min(backoff(failures), interval))
         self.failures.pop(key, None)
-        problem = key_problem(source)
+        limits = ValueLimits(
+            self.settings.values_max_depth, self.settings.values_max_nodes, self.settings.values_max_bytes
+        )
+        problem = key_problem(source) or await offload(values_problem, source, limits)
         summary = with_note(problem or summary, interval_note)
         if await self._write_status(body, status, summary) and problem is not None:
             self.events.warning(body, problem.reason, problem.message)
