@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import subprocess
 import tarfile
 from pathlib import Path
@@ -255,3 +256,23 @@ def test_render_failure_on_an_injected_value_is_named() -> None:
     assert "userspace" in err.message
     other = HelmError("ChartRenderFailed", "template: x at <.Values.image.tag>: nil pointer", retryable=False)
     assert with_injected_values_hint(other) is other
+
+
+def test_what_is_remembered_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubemart.catalog import olares_read
+
+    huge = {
+        "metadata": {"title": "t" * 100_000, "categories": ["c"] * 1000, "x": {"a": {"b": {"c": {"d": 1}}}}},
+        "spec": {"fullDescription": "f" * 100_000, "developer": "d"},
+        "entrances": [{"name": "e"}] * 1000,
+    }
+    slimmed = olares_read.slim(huge)
+    assert len(slimmed["metadata"]["title"]) == 2048
+    assert len(slimmed["metadata"]["categories"]) == len(slimmed["entrances"]) == 20
+    assert slimmed["spec"] == {"developer": "d"}
+    monkeypatch.setattr(olares_read, "MAX_REMEMBERED_BYTES", 10_000)
+    reader = ManifestReader()
+    for i in range(10):
+        reader._remember(f"{i:064x}", slimmed)
+    assert reader._bytes <= 10_000
+    assert len(reader._known) == reader._bytes // len(json.dumps(slimmed))

@@ -17,6 +17,7 @@ Chart.yaml metadata meanwhile.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,13 @@ from kubemart.sources.offload import offload
 
 MAX_REMEMBERED = 20_000
 """Digests whose manifest (slimmed) or absence is kept."""
+MAX_REMEMBERED_BYTES = 64 * 1024 * 1024
+"""What the kept manifests may weigh in all, as JSON; the oldest go first."""
+_MAX_TEXT = 2048
+"""Characters kept of one string of a manifest (the MarketApp's longest bound)."""
+_MAX_ITEMS = 20
+_MAX_KEYS = 40
+_UNKNOWN: Any = object()
 SIGNAL = f"{ANNOTATION_PREFIX}manifest"
 # What the catalog maps; the long texts (fullDescription, upgradeDescription, images) are not kept.
 _SPEC_KEYS = (
@@ -50,15 +58,29 @@ class ReadStats:
     """Downloads that failed (tried again at the next full sync)."""
 
 
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """`value` with strings cut, lists and maps capped and nesting stopped: what mapping can use."""
+    if isinstance(value, str):
+        return value[:_MAX_TEXT]
+    if depth >= 4:
+        return None
+    if isinstance(value, list):
+        return [_bounded(v, depth + 1) for v in value[:_MAX_ITEMS]]
+    if isinstance(value, dict):
+        return {str(k)[:64]: _bounded(v, depth + 1) for k, v in list(value.items())[:_MAX_KEYS]}
+    return value if isinstance(value, bool | int | float) or value is None else str(value)[:_MAX_TEXT]
+
+
 def slim(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the catalog maps, bounded; the long texts (fullDescription, upgradeDescription, images) go."""
     spec: dict[str, Any] = manifest.get("spec") or {}
     options: dict[str, Any] = manifest.get("options") or {}
     spec, options = (spec if isinstance(spec, dict) else {}), (options if isinstance(options, dict) else {})
     return {
-        "metadata": manifest.get("metadata"),
-        "spec": {k: spec[k] for k in _SPEC_KEYS if k in spec},
-        "entrances": manifest.get("entrances"),
-        "options": {"dependencies": options.get("dependencies")},
+        "metadata": _bounded(manifest.get("metadata")),
+        "spec": _bounded({k: spec[k] for k in _SPEC_KEYS if k in spec}),
+        "entrances": _bounded(manifest.get("entrances")),
+        "options": {"dependencies": _bounded(options.get("dependencies"))},
     }
 
 
@@ -71,12 +93,21 @@ class ManifestReader:
     def __init__(self, concurrency: int = 4) -> None:
         self._concurrency = concurrency
         self._known: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self._bytes = 0
 
     def _remember(self, digest: str, manifest: dict[str, Any] | None) -> None:
-        self._known[digest] = manifest
-        self._known.move_to_end(digest)
-        while len(self._known) > MAX_REMEMBERED:
-            self._known.popitem(last=False)
+        size = len(json.dumps(manifest, default=str)) if manifest is not None else 0
+        self._forget(digest)
+        self._known[digest], self._sizes[digest] = manifest, size
+        self._bytes += size
+        while len(self._known) > MAX_REMEMBERED or self._bytes > MAX_REMEMBERED_BYTES:
+            self._forget(next(iter(self._known)))
+
+    def _forget(self, digest: str) -> None:
+        if digest in self._known:
+            del self._known[digest]
+            self._bytes -= self._sizes.pop(digest, 0)
 
     def _select(
         self, source: Source, charts: ChartVersions, every: bool, stats: ReadStats
@@ -90,9 +121,11 @@ class ManifestReader:
             digest = parse_digest(head["digest"]) if isinstance(head.get("digest"), str) else None
             if digest is None:
                 continue  # nothing to remember it by
-            if digest in self._known:
+            # One lookup: the event loop may forget a digest while this runs in a thread.
+            known = self._known.get(digest, _UNKNOWN)
+            if known is not _UNKNOWN:
                 stats.remembered += 1
-                if (known := self._known.get(digest)) is not None:
+                if known is not None:
                     head[MANIFEST_KEY] = known
                 continue
             urls = head.get("urls")
