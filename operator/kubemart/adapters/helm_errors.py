@@ -117,7 +117,8 @@ _INJECTED = re.compile(
 
 
 def with_injected_values_hint(err: HelmError) -> HelmError:
-    """A render failure on a value Olares injects, said as such (InjectedValuesMissing) with what to do."""
+    """A render failure of an Olares app on a value Olares injects, said as such (InjectedValuesMissing)
+    with what to do. Call it for Olares apps only: other charts may name their own values so."""
     if err.reason != "ChartRenderFailed":
         return err
     found = _INJECTED.search(err.message)

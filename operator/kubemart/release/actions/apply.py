@@ -47,7 +47,12 @@ async def apply(helm: Helm, state: ReleaseState, decision: Decision, *, slot: Sl
             slot=slot,
         )
     except HelmError as failed:
-        err = with_injected_values_hint(failed)
+        err = failed
+        if (
+            failed.reason == "ChartRenderFailed"
+            and await asyncio.to_thread(olares_manifest, chart) is not None
+        ):
+            err = with_injected_values_hint(failed)  # an Olares app: say which injected value is missing
         finished = datetime.now(UTC)
         metrics.OPERATIONS.labels(op, "Failed").inc()
         metrics.OPERATION_SECONDS.labels(op).observe((finished - started).total_seconds())
