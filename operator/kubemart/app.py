@@ -6,11 +6,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import socket
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubemart.adapters.helm import Helm
@@ -53,7 +51,6 @@ def app_indexes() -> dict[str, Index]:
         "source": Index(lambda b: [spec(b).get("source")]),
         "paid": Index(lambda b: [(namespace(b), spec(b).get("source"), spec(b).get("app"))]),
         "values": Index(values),
-        "source": Index(lambda b: [spec(b).get("source")]),
     }
 
 
@@ -72,8 +69,6 @@ class App:
     webhooks: WebhookServer
     drift: DriftWatcher
     runtime: RuntimeServer
-    _source_values: dict[str, str] = field(default_factory=dict)
-    """MarketSource name -> a digest of its spec.values, as last seen."""
 
     @classmethod
     def build(cls, settings: Settings, kube: Kube, *, namespaces: list[str] | None = None) -> App:
@@ -180,20 +175,3 @@ class App:
 
     def apps_claiming(self, namespace: str, release: str) -> set[Key]:
         return self.apps.store.lookup("release", (namespace, release))
-
-    def apps_of_source_values(self, body: Body, *, deleted: bool = False) -> set[Key]:
-        """The AppInstalls of a MarketSource whose spec.values changed since it was last seen (none the
-        first time: an app reads its source's values at each reconcile anyway)."""
-        name = str((body.get("metadata") or {}).get("name") or "")
-        if deleted:
-            self._source_values.pop(name, None)
-            return set()
-        values = (body.get("spec") or {}).get("values")
-        try:
-            digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
-        except (RecursionError, ValueError):
-            digest = "unreadable"  # the apps' reconcile says what is wrong with it
-        before, self._source_values[name] = self._source_values.get(name), digest
-        if before is None or before == digest:
-            return set()
-        return self.apps.store.lookup("source", name)

@@ -65,8 +65,6 @@ async def marketsource_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) ->
     key = key_of(obj)
     # A new key, gateway or deletion: its Payments look again (the ones stalled on a bad key, too).
     app.pays.wake(app.payments.source_changed(obj, deleted=event["type"] == "DELETED"))
-    # New default values: its installed apps recompute theirs (and upgrade once).
-    app.apps.wake(app.apps_of_source_values(obj, deleted=event["type"] == "DELETED"))
     if event["type"] == "DELETED":
         app.sources.forget(key)
         app.catalog.forget(key)
