@@ -298,7 +298,9 @@ def test_effective_values_merge_documents_in_order_then_inline() -> None:
                 ("ConfigMap b key v", "b: " + "y" * 600 + "\n"),
             ],
             None,
-            ["the merged values document (spec.valuesFrom, then spec.values) is larger than 1000 bytes"],
+            [
+                "the merged values document (source values, spec.valuesFrom, then spec.values) is larger than 1000 bytes"
+            ],
             id="merged too large",
         ),
     ],

@@ -107,3 +107,28 @@ def classify(stderr: str, *, operation: str) -> HelmError:
     return HelmError(
         f"{operation.capitalize()}Failed", f"helm {operation} failed: {line}.", retryable=True, detail=stderr
     )
+
+
+# What Olares injects at install time (beclab/apps: userspace in 228 templates, olaresEnv 115, domain
+# 111, postgres 61, bfl 53); a chart that reads them renders only when they are given.
+_INJECTED = re.compile(
+    r"\.Values\.(userspace|olaresEnv|domain|postgres|bfl|redis|mongodb|zinc|nats|admin|os)\b"
+)
+
+
+def with_injected_values_hint(err: HelmError) -> HelmError:
+    """A render failure of an Olares app on a value Olares injects, said as such (InjectedValuesMissing)
+    with what to do. Call it for Olares apps only: other charts may name their own values so."""
+    if err.reason != "ChartRenderFailed":
+        return err
+    found = _INJECTED.search(err.message)
+    if found is None:
+        return err
+    return HelmError(
+        "InjectedValuesMissing",
+        f"The chart reads .Values.{found.group(1)}, which Olares injects at install time and nothing gave "
+        f"here: {err.message} Give these values in the MarketSource's spec.values (defaults for all its "
+        "apps; see docs/sources/olares.md) or in this AppInstall's spec.values.",
+        retryable=False,
+        detail=err.detail,
+    )

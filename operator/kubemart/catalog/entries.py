@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubemart.catalog import metadata
+from kubemart.catalog.olares import MANIFEST_KEY, OlaresFields, olares_fields
 from kubemart.domain import safe_yaml
 from kubemart.domain.catalog import object_name
 from kubemart.domain.clip import clip, one_line
@@ -166,16 +168,18 @@ def app_spec(source: str, app: str, entries: list[dict[str, Any]]) -> MarketAppS
         annotations = {}
     price_text = _text(annotations.get(f"{ANNOTATION_PREFIX}price"), _MAX_ANNOTATION)
     req_text = _text(annotations.get(f"{ANNOTATION_PREFIX}requirements"), _MAX_ANNOTATION + 1)
-    return MarketAppSpec(
+    keywords = _words(head.get("keywords"), most=bounds.MAX_KEYWORDS)
+    manifest = head.get(MANIFEST_KEY)
+    olares = olares_fields(manifest) if isinstance(manifest, dict) else None
+    spec = MarketAppSpec(
         source=source,
         app=app,
-        title=_text(annotations.get(f"{ANNOTATION_PREFIX}title"), bounds.MAX_SHORT)
-        or clip(app, bounds.MAX_SHORT),
+        title=metadata.title(annotations) or clip(app, bounds.MAX_SHORT),
         description=_text(head.get("description"), bounds.MAX_DESCRIPTION),
         icon=_exact(head.get("icon"), bounds.MAX_URL),
         home=_exact(head.get("home"), bounds.MAX_URL),
-        categories=_words(annotations.get(f"{ANNOTATION_PREFIX}categories"), most=bounds.MAX_CATEGORIES),
-        keywords=_words(head.get("keywords"), most=bounds.MAX_KEYWORDS),
+        categories=_categories(annotations, keywords),
+        keywords=keywords,
         developer=_developer(annotations),
         latest_version=latest,
         versions=[
@@ -191,7 +195,62 @@ def app_spec(source: str, app: str, entries: list[dict[str, Any]]) -> MarketAppS
         ],
         price=parse_price(price_text) if price_text else None,
         requirements=parse_requirements(req_text) if req_text else None,
+        license=metadata.license_of(annotations),
+        maintainers=metadata.maintainers(head, annotations),
+        links=metadata.links(head, annotations),
+        deprecated=metadata.flag(head.get("deprecated")),
+        prerelease=metadata.flag(annotations.get(f"{metadata.ARTIFACTHUB}prerelease")),
     )
+    return _with_olares(spec, olares, annotations) if olares is not None else spec
+
+
+def head_version(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The version entry a chart's catalog metadata is read from: its newest stable (else newest) one."""
+    by_version = {v: e for e in entries if (v := _version_of(e)) is not None}
+    ordered = sort_versions_desc(by_version)
+    if not ordered:
+        return None
+    stable = [v for v in ordered if _is_stable(v)]
+    return by_version[stable[0] if stable else ordered[0]]
+
+
+def _categories(annotations: Mapping[str, Any], keywords: list[str]) -> list[str]:
+    """Ours, else the one Artifact Hub's (or Bitnami's) annotation declares, else one predicted."""
+    ours = _words(annotations.get(f"{ANNOTATION_PREFIX}categories"), most=bounds.MAX_CATEGORIES)
+    if ours:
+        return ours
+    declared = metadata.declared_category(annotations)
+    if declared is not None:
+        return [declared] if declared else []
+    predicted = metadata.predicted_category(keywords)
+    return [predicted] if predicted else []
+
+
+def _with_olares(spec: MarketAppSpec, olares: OlaresFields, annotations: Mapping[str, Any]) -> MarketAppSpec:
+    """The manifest's metadata over Chart.yaml's; our own kubemart.io annotations still win."""
+
+    def ours(key: str) -> bool:
+        return annotations.get(f"{ANNOTATION_PREFIX}{key}") is not None
+
+    update: dict[str, Any] = {
+        "manifest": "olares",
+        "entrances": olares.entrances,
+        "dependencies": olares.dependencies,
+    }
+    for name in ("description", "icon", "home", "license"):
+        if getattr(olares, name):
+            update[name] = getattr(olares, name)
+    if olares.title and not ours("title"):
+        update["title"] = olares.title
+    if olares.categories and not ours("categories"):
+        update["categories"] = olares.categories
+    if olares.developer and not ours("developer"):
+        update["developer"] = olares.developer
+    if olares.requirements and not ours("requirements"):
+        update["requirements"] = olares.requirements
+    if olares.links:
+        update["links"] = (olares.links + spec.links)[: bounds.MAX_LINKS]
+    return spec.model_copy(update=update)
 
 
 def content_hash(spec: MarketAppSpec | Mapping[str, Any]) -> str:

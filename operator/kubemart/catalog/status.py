@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from kubemart.domain import receipts
+from kubemart.domain.bounds import ValueLimits, check_values
 from kubemart.domain.clip import clip, one_line
 from kubemart.domain.conditions import Summary, ready_of
 from kubemart.models.marketsource import MarketSource, MarketSourceStatus
@@ -88,3 +89,25 @@ def key_problem(source: MarketSource) -> Summary | None:
             stalled=True,
         )
     return None
+
+
+def values_problem(source: MarketSource, limits: ValueLimits) -> Summary | None:
+    """Stalled when spec.values is beyond the values bounds: every app of the source would refuse it."""
+    if not source.spec.values:
+        return None
+    refused = check_values(
+        source.spec.values,
+        max_depth=limits.max_depth,
+        max_nodes=limits.max_nodes,
+        max_bytes=limits.max_bytes,
+        what="spec.values",
+    )
+    if refused is None:
+        return None
+    return Summary(
+        False,
+        "InvalidValues",
+        f"{one_line(refused, 400)}. The catalog is synced, but its apps cannot install or upgrade until "
+        "spec.values is made smaller or shallower.",
+        stalled=True,
+    )

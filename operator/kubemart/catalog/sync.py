@@ -23,6 +23,7 @@ from kubemart.catalog.entries import (
     catalog_from_charts,
     label_value,
 )
+from kubemart.catalog.olares_read import ManifestReader
 from kubemart.catalog.plan import SyncPlan, effective_interval, existing_of, plan_sync
 from kubemart.catalog.status import (
     apps,
@@ -30,9 +31,11 @@ from kubemart.catalog.status import (
     key_problem,
     ready_summary,
     syncing_summary,
+    values_problem,
     with_note,
 )
 from kubemart.catalog.writer import write_plan
+from kubemart.domain.bounds import ValueLimits
 from kubemart.domain.catalog import valid_source_name
 from kubemart.domain.clip import clip
 from kubemart.domain.conditions import Summary
@@ -70,6 +73,7 @@ class CatalogSync:
 
     def __post_init__(self) -> None:
         self._cache = ChartCache(self.settings.chart_cache_dir)
+        self._manifests = ManifestReader(self.settings.manifest_read_concurrency)
 
     def app_deleted(self, body: Body) -> str | None:
         """A MarketApp was deleted: the source that should re-sync to restore it, or None.
@@ -124,7 +128,10 @@ class CatalogSync:
                 self.events.warning(body, failed.reason, failed.message)
             return Result() if failed.stalled else Result(requeue_after=min(backoff(failures), interval))
         self.failures.pop(key, None)
-        problem = key_problem(source)
+        limits = ValueLimits(
+            self.settings.values_max_depth, self.settings.values_max_nodes, self.settings.values_max_bytes
+        )
+        problem = key_problem(source) or await offload(values_problem, source, limits)
         summary = with_note(problem or summary, interval_note)
         if await self._write_status(body, status, summary) and problem is not None:
             self.events.warning(body, problem.reason, problem.message)
@@ -163,6 +170,15 @@ class CatalogSync:
             return ready_summary(source, status, changed=False)
         revision, cursor, charts, notes = result.revision, result.cursor, result.charts, result.notes
         del result  # the parsed index is dropped as soon as the catalog is built
+        # Olares apps keep their metadata in the archive (catalog.olares_read says which are read).
+        read = await self._manifests.enrich(found, charts, every=source.spec.olares_manifests)
+        if read.failed:
+            self.events.warning(
+                body,
+                "ManifestsUnread",
+                f"{read.failed} chart archives could not be downloaded to read their OlaresManifest.yaml; "
+                "those apps show their Chart.yaml metadata until the next sync reads them.",
+            )
         try:
             # Building thousands of specs takes a while: not on the event loop.
             catalog = await offload(

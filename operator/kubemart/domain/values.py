@@ -45,14 +45,24 @@ def effective_values(
     *,
     limits: ValueLimits,
     seconds: float = 5.0,
+    defaults: Mapping[str, Any] | None = None,
+    defaults_from: str = "the MarketSource's spec.values",
 ) -> dict[str, Any]:
     """Pure, but heavy (run it off the event loop): the values Helm is given.
 
     `documents` are (source, YAML text) pairs, e.g. ``("ConfigMap team-a/settings key values.yaml",
     text)``, merged in order; `inline` (``spec.values``) wins last. Each document is read within
-    `limits` and `seconds`; the merged result must be within `limits` too. Raises `InvalidValues`.
+    `limits` and `seconds`; the merged result must be within `limits` too. `defaults` (a MarketSource's
+    spec.values) are merged first, under everything else. Raises `InvalidValues`.
     """
-    layers = [
+    layers: list[Mapping[str, Any]] = []
+    if defaults:
+        # The source's defaults (e.g. what Olares injects) come first: every layer of the app's own wins.
+        refused = _check(defaults, limits, defaults_from)
+        if refused is not None:
+            raise InvalidValues(refused)
+        layers.append(defaults)
+    layers += [
         parse_values_document(text, source=source, limits=_yaml_limits(text, limits, seconds))
         for source, text in documents
     ]
@@ -62,7 +72,9 @@ def effective_values(
             raise InvalidValues(refused)
         layers.append(dict(inline))
     merged = merge_values(layers)
-    refused = _check(merged, limits, "the merged values document (spec.valuesFrom, then spec.values)")
+    refused = _check(
+        merged, limits, "the merged values document (source values, spec.valuesFrom, then spec.values)"
+    )
     if refused is not None:
         raise InvalidValues(refused)
     return merged

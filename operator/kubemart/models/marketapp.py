@@ -28,6 +28,12 @@ MAX_URLS = 5
 MAX_CATEGORIES = 10
 MAX_KEYWORDS = 20
 MAX_ARCHITECTURES = 10
+MAX_MAINTAINERS = 10
+MAX_LINKS = 10
+MAX_ENTRANCES = 10
+"""Olares apps have 1 to 4 entrances (beclab/apps: 313 in 257 manifests)."""
+MAX_DEPENDENCIES = 20
+MAX_EMAIL = 254
 
 Word = Annotated[str, StringConstraints(max_length=MAX_WORD)]
 Url = Annotated[str, StringConstraints(max_length=MAX_URL)]
@@ -75,6 +81,61 @@ class Price(Model):
     )
 
 
+class Maintainer(Model):
+    """Who maintains the chart (Chart.yaml `maintainers`)."""
+
+    name: str = Field(description="The maintainer's name.", max_length=MAX_SHORT)
+    email: str | None = Field(default=None, description="The maintainer's e-mail.", max_length=MAX_EMAIL)
+    url: str | None = Field(default=None, description="The maintainer's page.", max_length=MAX_URL)
+
+
+class Link(Model):
+    """A named link about the app (source code, docs, ...)."""
+
+    name: str = Field(description="What the link is, e.g. Source or Documentation.", max_length=MAX_SHORT)
+    url: str = Field(description="Where it points.", max_length=MAX_URL)
+
+
+class CatalogEntrance(Model):
+    """A way into the app once installed, as the catalog declares it (an Olares manifest's entrances)."""
+
+    name: str = Field(description="The entrance's name.", max_length=MAX_WORD)
+    title: str | None = Field(default=None, description="What a person sees.", max_length=MAX_SHORT)
+    host: str | None = Field(default=None, description="The Service it reaches.", max_length=MAX_NAME)
+    port: int | None = Field(default=None, description="The Service port.", ge=1, le=65535)
+    icon: str | None = Field(default=None, description="URL of the entrance's icon.", max_length=MAX_URL)
+    auth_level: str | None = Field(
+        default=None, description="Who may open it (Olares: public, private, internal).", max_length=MAX_WORD
+    )
+    invisible: bool | None = Field(default=None, description="Not shown to people (a backend entrance).")
+
+
+class Dependency(Model):
+    """Something the app needs installed first (an Olares manifest's options.dependencies)."""
+
+    app: str = Field(
+        description="The app (or, for type system, the platform) it depends on.", max_length=MAX_NAME
+    )
+    version: str | None = Field(
+        default=None, description="A semver range, e.g. >=1.12.0-0.", max_length=MAX_SHORT
+    )
+    type: str | None = Field(
+        default=None,
+        description="application (another app of the catalog), system (the platform), middleware.",
+        max_length=MAX_WORD,
+    )
+    mandatory: bool | None = Field(default=None, description="The app cannot install without it.")
+
+
+class ResourceLimits(Model):
+    """The most the app may use."""
+
+    cpu: str | None = Field(default=None, description="CPU limit, as a quantity.", max_length=MAX_WORD)
+    memory: str | None = Field(default=None, description="Memory limit, as a quantity.", max_length=MAX_WORD)
+    disk: str | None = Field(default=None, description="Disk limit, as a quantity.", max_length=MAX_WORD)
+    gpu: str | None = Field(default=None, description="GPU memory limit, as a quantity.", max_length=MAX_WORD)
+
+
 class Requirements(Model):
     """What the app needs to run."""
 
@@ -87,11 +148,15 @@ class Requirements(Model):
     disk: str | None = Field(
         default=None, description="Disk the app needs, as a quantity.", max_length=MAX_WORD
     )
+    gpu: str | None = Field(
+        default=None, description="GPU memory the app needs, as a quantity.", max_length=MAX_WORD
+    )
     architectures: list[Word] = Field(
         default_factory=list,
         description="CPU architectures the app runs on.",
         max_length=MAX_ARCHITECTURES,
     )
+    limits: ResourceLimits | None = Field(default=None, description="The most the app may use.")
 
 
 class MarketAppSpec(Model):
@@ -124,6 +189,34 @@ class MarketAppSpec(Model):
     )
     price: Price | None = Field(default=None, description="Price of the app; absent means free.")
     requirements: Requirements | None = Field(default=None, description="What the app needs to run.")
+    license: str | None = Field(
+        default=None, description="The app's licence (an SPDX identifier where given).", max_length=MAX_SHORT
+    )
+    maintainers: list[Maintainer] = Field(
+        default_factory=list, description="Who maintains the chart.", max_length=MAX_MAINTAINERS
+    )
+    links: list[Link] = Field(
+        default_factory=list, description="Links about the app (source, docs).", max_length=MAX_LINKS
+    )
+    deprecated: bool | None = Field(default=None, description="The chart says it is deprecated.")
+    prerelease: bool | None = Field(
+        default=None, description="The newest version is marked as a pre-release (Artifact Hub)."
+    )
+    entrances: list[CatalogEntrance] = Field(
+        default_factory=list,
+        description="The app's declared entrances (Olares apps).",
+        max_length=MAX_ENTRANCES,
+    )
+    dependencies: list[Dependency] = Field(
+        default_factory=list,
+        description="What the app needs installed first (Olares apps).",
+        max_length=MAX_DEPENDENCIES,
+    )
+    manifest: str | None = Field(
+        default=None,
+        description="Where the metadata came from when not only the chart: olares (OlaresManifest.yaml).",
+        max_length=MAX_WORD,
+    )
 
 
 class MarketAppStatus(Model):

@@ -225,6 +225,12 @@ class MarketSourceSpec(Model):
     verify: Verify | None = Field(
         default=None, description="Require every chart to be signed, and check it before install."
     )
+    olares_manifests: bool = Field(
+        default=False,
+        description="helm, oci: every chart may be an Olares app: read OlaresManifest.yaml from the archive of "
+        "each chart's newest version (once per digest) for its title, categories, entrances and resources. "
+        "Without it only charts annotated kubemart.io/manifest: olares, or already cached, are read.",
+    )
     interval: str = Field(
         default="10m",
         description=f"How often to re-sync, as a duration (10m, 1h); at least {MIN_INTERVAL}.",

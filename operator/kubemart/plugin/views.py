@@ -6,6 +6,7 @@ Objects are the dicts the API server returns (camelCase), so that ``-o yaml`` sh
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,10 +143,6 @@ def app_info(app: Obj, *, installs: Iterable[Obj] = ()) -> str:
     """Pure: a MarketApp described for a person, like ``kubectl describe``."""
     spec = _spec(app)
     developer = spec.get("developer") or {}
-    requirements = spec.get("requirements") or {}
-    needs = [f"{key} {requirements[key]}" for key in ("cpu", "memory", "disk") if requirements.get(key)]
-    if requirements.get("architectures"):
-        needs.append("architectures " + ",".join(requirements["architectures"]))
     fields = [
         ("Name", spec.get("app")),
         ("Source", spec.get("source")),
@@ -156,28 +153,99 @@ def app_info(app: Obj, *, installs: Iterable[Obj] = ()) -> str:
         ("Icon", spec.get("icon")),
         ("Categories", ", ".join(spec.get("categories") or [])),
         ("Keywords", ", ".join(spec.get("keywords") or [])),
+        ("License", spec.get("license")),
+        ("Maintainers", ", ".join(_maintainer(m) for m in spec.get("maintainers") or [])),
         ("Price", price_text(app)),
-        ("Requirements", ", ".join(needs)),
+        ("Requirements", _requirements(spec.get("requirements") or {})),
+        ("Limits", _limits((spec.get("requirements") or {}).get("limits") or {})),
+        ("Dependencies", ", ".join(_dependency(d) for d in spec.get("dependencies") or [])),
         ("Latest", spec.get("latestVersion")),
     ]
+    if spec.get("manifest"):
+        fields.insert(2, ("Manifest", spec.get("manifest")))
+    if spec.get("deprecated"):
+        fields.insert(2, ("Deprecated", "yes: the chart says it is no longer maintained"))
+    if spec.get("prerelease"):
+        fields.insert(2, ("Pre-release", "yes: the newest version is marked as a pre-release"))
     width = max(len(label) for label, _ in fields) + 2
-    lines = [f"{label + ':':<{width}}{value or NONE}" for label, value in fields]
+    lines = [f"{label + ':':<{width}}{_printable(str(value)) if value else NONE}" for label, value in fields]
+    lines.extend(
+        _listed("Links:", [[link.get("name", ""), link.get("url", "")] for link in spec.get("links") or []])
+    )
+    lines.extend(
+        _listed(
+            "Entrances:",
+            [
+                [
+                    e.get("name", ""),
+                    e.get("title") or NONE,
+                    f"{e.get('host') or NONE}:{e.get('port') or NONE}",
+                ]
+                for e in spec.get("entrances") or []
+            ],
+            headers=["name", "title", "service"],
+        )
+    )
     versions = spec.get("versions") or []
-    lines.append("Versions:")
-    if versions:
-        rows = [
-            [v.get("version", ""), v.get("appVersion") or NONE, v.get("created") or NONE] for v in versions
-        ]
-        table = render_table(["version", "app version", "created"], rows)
-        lines.extend("  " + line for line in table.splitlines())
-    else:
-        lines.append(f"  {NONE}")
+    lines.extend(
+        _listed(
+            "Versions:",
+            [[v.get("version", ""), v.get("appVersion") or NONE, v.get("created") or NONE] for v in versions],
+            headers=["version", "app version", "created"],
+            always=True,
+        )
+    )
     installed = [f"{_meta(i).get('namespace')}/{_meta(i).get('name')}" for i in installs]
     lines.append(f"{'Installed:':<{width}}{', '.join(installed) or NONE}")
     lines.append(
         f"{'Install:':<{width}}kubectl market install {spec.get('app')} --source {spec.get('source')}"
     )
     return "\n".join(lines)
+
+
+# Catalog text came from a chart repository: no terminal escape sequence reaches the screen.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    return _UNPRINTABLE.sub(" ", text)
+
+
+def _listed(
+    title: str, rows: list[list[str]], *, headers: list[str] | None = None, always: bool = False
+) -> list[str]:
+    if not rows and not always:
+        return []
+    lines = [title]
+    if not rows:
+        return [*lines, f"  {NONE}"]
+    clean = [[_printable(str(cell)) for cell in row] for row in rows]
+    if headers is None:
+        lines.extend(f"  {row[0]}: {row[1]}" for row in clean)
+        return lines
+    lines.extend("  " + line for line in render_table(headers, clean).splitlines())
+    return lines
+
+
+def _maintainer(m: Mapping[str, Any]) -> str:
+    contact = m.get("email") or m.get("url")
+    return f"{m.get('name', '')} <{contact}>" if contact else str(m.get("name", ""))
+
+
+def _requirements(req: Mapping[str, Any]) -> str:
+    needs = [f"{key} {req[key]}" for key in ("cpu", "memory", "disk", "gpu") if req.get(key)]
+    if req.get("architectures"):
+        needs.append("architectures " + ",".join(req["architectures"]))
+    return ", ".join(needs)
+
+
+def _limits(limits: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key} {limits[key]}" for key in ("cpu", "memory", "disk", "gpu") if limits.get(key))
+
+
+def _dependency(d: Mapping[str, Any]) -> str:
+    kind = f" ({d['type']})" if d.get("type") else ""
+    return f"{d.get('app', '')} {d.get('version') or '*'}{kind}"
 
 
 def _meta(obj: Obj) -> Mapping[str, Any]:

@@ -135,7 +135,7 @@ class Observer:
         try:
             # A tenant's YAML, merged, bounded and hashed: the heavy part, off the event loop.
             values, applied = await asyncio.to_thread(
-                _values_and_hash, documents, spec.values, licence, digest, limits
+                _values_and_hash, documents, spec.values, licence, digest, limits, source.spec.values
             )
         except InvalidValues as exc:
             raise Blocked(
@@ -277,9 +277,13 @@ def _values_and_hash(
     licence: dict[str, str] | None,
     digest: str,
     limits: ValueLimits,
+    defaults: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Pure and heavy: the values helm gets (valuesFrom, spec.values, the licence) and their hash."""
-    values = effective_values(documents, inline, limits=limits)
+    """Pure and heavy: the values helm gets (source values, valuesFrom, spec.values, the licence) and
+    their hash, so that a change of the source's values upgrades its apps once."""
+    values = effective_values(
+        documents, inline, limits=limits, defaults=defaults, defaults_from="the MarketSource's spec.values"
+    )
     if licence is not None:
         values = merge_values([values, {"kubemartLicense": licence}])
     return values, values_hash(chart_digest=digest, values=values)

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     repository_deadline: float = Field(
         default=60.0, gt=0, description="Seconds one request to a chart repository may take, body included."
     )
+    manifest_read_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Chart archives downloaded at once to read their Olares manifests.",
+    )
     max_catalog_apps: int = Field(default=10_000, ge=1, description="Most apps one MarketSource may hold.")
     min_source_interval: float = Field(
         default=30.0,

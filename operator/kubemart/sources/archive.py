@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kubemart.domain import safe_yaml
+from kubemart.domain.manifest_template import plain
 
 MAX_MANIFEST_BYTES = 256 * 1024
 
@@ -26,10 +27,10 @@ def olares_manifest(chart: Path) -> dict[str, Any] | None:
                     handle = tar.extractfile(member)
                     if handle is None:
                         return None
-                    doc = safe_yaml.load(
-                        handle.read(MAX_MANIFEST_BYTES), limits=safe_yaml.Limits(max_depth=16, seconds=2.0)
-                    )
+                    raw = handle.read(MAX_MANIFEST_BYTES).decode("utf-8", errors="replace")
+                    # Olares renders the manifest as a Go template first; its line actions are resolved.
+                    doc = safe_yaml.load(plain(raw), limits=safe_yaml.Limits(max_depth=16, seconds=2.0))
                     return doc if isinstance(doc, dict) else None
-    except (OSError, tarfile.TarError, safe_yaml.UnsafeYAML, EOFError):
+    except (OSError, tarfile.TarError, safe_yaml.UnsafeYAML, EOFError, ValueError):
         return None
     return None

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from kubemart.adapters.helm import Helm, HelmError, Slot, manifest_objects
+from kubemart.adapters.helm_errors import with_injected_values_hint
 from kubemart.domain.entrances import entrances_from
 from kubemart.domain.tenancy import forbidden_message
 from kubemart.models.appinstall import LastFailure, OwnedRelease
@@ -45,7 +46,13 @@ async def apply(helm: Helm, state: ReleaseState, decision: Decision, *, slot: Sl
             labels=owner_labels(state.namespace, state.name),
             slot=slot,
         )
-    except HelmError as err:
+    except HelmError as failed:
+        err = failed
+        if (
+            failed.reason == "ChartRenderFailed"
+            and await asyncio.to_thread(olares_manifest, chart) is not None
+        ):
+            err = with_injected_values_hint(failed)  # an Olares app: say which injected value is missing
         finished = datetime.now(UTC)
         metrics.OPERATIONS.labels(op, "Failed").inc()
         metrics.OPERATION_SECONDS.labels(op).observe((finished - started).total_seconds())
