@@ -152,7 +152,7 @@ class CatalogSync:
         meta = body["metadata"]
         name, identity = meta["name"], (meta["uid"], meta.get("generation"))
         auth = await read_credentials(self.kube, source)
-        found = source_for(source, auth=auth, settings=self.settings, cache=self._cache)
+        found = source_for(source, auth=auth, settings=self.settings, cache=self._cache, kube=self.kube)
         since = None
         if self._verified.get(name) == identity and status.revision:
             since = Cursor(status.revision, status.etag, status.last_modified)
@@ -161,7 +161,7 @@ class CatalogSync:
         if isinstance(result, Unchanged):
             status.etag, status.last_modified = result.cursor.etag, result.cursor.last_modified
             return ready_summary(source, status, changed=False)
-        revision, cursor, charts = result.revision, result.cursor, result.charts
+        revision, cursor, charts, left_out = result.revision, result.cursor, result.charts, result.skipped
         del result  # the parsed index is dropped as soon as the catalog is built
         try:
             # Building thousands of specs takes a while: not on the event loop.
@@ -174,6 +174,7 @@ class CatalogSync:
             ) from exc
         finally:
             del charts
+        catalog.skipped[:0] = left_out
         plan, taken = await self._apply(body, catalog)
         status.revision = revision
         status.etag, status.last_modified = cursor.etag, cursor.last_modified

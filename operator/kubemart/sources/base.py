@@ -64,6 +64,8 @@ class Snapshot:
     charts: ChartVersions = field(repr=False)
     cursor: Cursor
     """What to pass as `since` next time."""
+    skipped: list[str] = field(default_factory=list)
+    """Charts the source itself left out (unreadable, duplicated), each with why, for the ChartsSkipped Event."""
 
 
 @dataclass(frozen=True)

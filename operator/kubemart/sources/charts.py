@@ -43,4 +43,4 @@ class Charts:
         return await found.fetch(version)
 
     def _source(self, source: MarketSource, *, auth: RepoAuth | None) -> Source:
-        return source_for(source, auth=auth, settings=self._settings, cache=self._cache)
+        return source_for(source, auth=auth, settings=self._settings, cache=self._cache, kube=self._kube)
