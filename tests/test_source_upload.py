@@ -19,11 +19,14 @@ import yaml
 
 from support.apps import running
 from support.cluster import BIN, Cluster
-from support.kube import Objects, ready
+from support.kube import Objects, condition, ready
 from support.operator_process import OperatorProcess
 from support.tokens import token_kubeconfig
 from support.wait import wait_for
+from test_chart import fresh_namespaces, helm, helm_install
 from test_kubectl_market import failed, market, ok
+
+__all__ = ["fresh_namespaces"]  # a fixture, used by name
 
 HELLO = Path(__file__).parent / "charts" / "hello"
 pytestmark = pytest.mark.cluster
@@ -42,7 +45,9 @@ def chart_dir(tmp_path: Path, name: str, version: str) -> Path:
 
 def helm_package(directory: Path, out: Path) -> Path:
     """A .tgz made by the real helm, as a person would upload one."""
-    subprocess.run([str(BIN / "helm"), "package", str(directory), "-d", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "helm"), "package", str(directory), "-d", str(out)], check=True, capture_output=True
+    )
     return next(out.glob("*.tgz"))
 
 
@@ -86,8 +91,18 @@ def test_upload_a_directory_and_a_tgz_install_upgrade_by_range_uninstall(
 
     ok(
         market(
-            cluster, "install", "mychart", "-n", namespace, "--source", upload_source,
-            "--version", ">=0.1.0 <1.0.0", "--wait", "--timeout", "3m",
+            cluster,
+            "install",
+            "mychart",
+            "-n",
+            namespace,
+            "--source",
+            upload_source,
+            "--version",
+            ">=0.1.0 <1.0.0",
+            "--wait",
+            "--timeout",
+            "3m",
         )
     )
     installed = running(objects, namespace, "mychart")
@@ -100,8 +115,10 @@ def test_upload_a_directory_and_a_tgz_install_upgrade_by_range_uninstall(
     assert out.startswith(f"chart mychart 0.2.0 uploaded to namespace {namespace} ")
     assert versions(objects, upload_source, "mychart") == ["0.2.0", "0.1.0"]
     wait_for(
-        lambda: (running(objects, namespace, "mychart") or {}).get("status", {}).get("installedVersion")
-        == "0.2.0",
+        lambda: (
+            (running(objects, namespace, "mychart") or {}).get("status", {}).get("installedVersion")
+            == "0.2.0"
+        ),
         timeout=180,
         what="upgrade to the uploaded 0.2.0",
     )
@@ -116,9 +133,7 @@ def test_upload_a_directory_and_a_tgz_install_upgrade_by_range_uninstall(
 
     # Deleting the stored chart removes the version from the catalog promptly.
     cluster.run("kubectl", "delete", "secret", "chart-mychart-0.1.0", "-n", namespace)
-    wait_for(
-        lambda: versions(objects, upload_source, "mychart") == ["0.2.0"], timeout=30, what="0.1.0 gone"
-    )
+    wait_for(lambda: versions(objects, upload_source, "mychart") == ["0.2.0"], timeout=30, what="0.1.0 gone")
 
 
 def test_a_view_user_cannot_upload_an_edit_user_can(
@@ -127,8 +142,14 @@ def test_a_view_user_cannot_upload_an_edit_user_can(
     for who, role in (("viewer", "view"), ("editor", "edit")):
         cluster.run("kubectl", "create", "serviceaccount", who, "-n", namespace)
         cluster.run(
-            "kubectl", "create", "rolebinding", who, f"--clusterrole={role}",
-            f"--serviceaccount={namespace}:{who}", "-n", namespace,
+            "kubectl",
+            "create",
+            "rolebinding",
+            who,
+            f"--clusterrole={role}",
+            f"--serviceaccount={namespace}:{who}",
+            "-n",
+            namespace,
         )
     chart = chart_dir(tmp_path, "teamchart", "1.0.0")
     viewer = token_kubeconfig(cluster, "viewer", namespace, tmp_path / "viewer")
@@ -153,7 +174,9 @@ def test_an_oversized_chart_is_refused_before_anything_is_stored(
     error = failed(market(cluster, "upload", str(chart), "-n", namespace))
     assert error.startswith(f"error: {chart} cannot be uploaded: the archive is ")
     assert "publish a chart that big to a Helm or OCI repository" in error
-    listed = cluster.run("kubectl", "get", "secrets", "-n", namespace, "-l", "kubemart.io/upload=chart", "-o", "name")
+    listed = cluster.run(
+        "kubectl", "get", "secrets", "-n", namespace, "-l", "kubemart.io/upload=chart", "-o", "name"
+    )
     assert listed.stdout.strip() == ""
 
 
@@ -182,13 +205,13 @@ def test_a_corrupt_stored_chart_is_left_out_and_other_namespaces_never_count(
         corrupt.write_text(yaml.safe_dump(_stored(namespace, "chart-broken-1.0.0", b"not a tarball")))
         cluster.run("kubectl", "apply", "-f", str(corrupt))
         note = wait_for(
-            lambda: next(
-                (m for _, r, m in objects.events_for(upload_source) if r == "ChartsSkipped"), None
-            ),
+            lambda: next((m for _, r, m in objects.events_for(upload_source) if r == "ChartsSkipped"), None),
             timeout=30,
             what="ChartsSkipped Event",
         )
-        assert "Secret chart-broken-1.0.0 holds no usable chart: the archive is not a gzipped tar file" in note
+        assert (
+            "Secret chart-broken-1.0.0 holds no usable chart: the archive is not a gzipped tar file" in note
+        )
         source = objects.get("marketsources", upload_source)
         assert ready(source)
         assert versions(objects, upload_source, "good") == ["1.0.0"]  # the rest of the catalog stands
@@ -196,3 +219,49 @@ def test_a_corrupt_stored_chart_is_left_out_and_other_namespaces_never_count(
         assert objects.get("marketapps", f"{upload_source}.broken") is None
     finally:
         cluster.run("kubectl", "delete", "namespace", other, "--wait=false")
+
+
+def test_storage_the_operator_may_not_read_is_unreadable_and_the_last_catalog_kept(
+    cluster: Cluster,
+    objects: Objects,
+    fresh_namespaces: list[str],
+    tmp_path: Path,
+    shared_operator_paused: None,
+) -> None:
+    """The chart's namespaced mode: its operator may read Secrets only in the namespaces it serves."""
+    home, listed, unlisted = fresh_namespaces
+    release = f"ku{uuid.uuid4().hex[:5]}"
+    helm_install(cluster, release, home, f"watchNamespaces={{{listed}}}")
+    op = OperatorProcess(
+        cluster,
+        kubeconfig=token_kubeconfig(cluster, f"{release}-kubemart", home, tmp_path / "kubeconfig"),
+        args=("--namespace", listed),
+        extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path / "charts")},
+    )
+    ok(market(cluster, "upload", str(chart_dir(tmp_path, "kept", "1.0.0")), "-n", listed))
+    source = f"up-{uuid.uuid4().hex[:8]}"
+    op.start()
+    try:
+        spec = {"type": "upload", "upload": {"namespace": listed}}
+        objects.create("marketsources", {"kind": "MarketSource", "metadata": {"name": source}, "spec": spec})
+        wait_for(lambda: versions(objects, source, "kept") == ["1.0.0"], timeout=60, what="listed")
+
+        objects.patch("marketsources", source, {"spec": {"upload": {"namespace": unlisted}}})
+        failing = wait_for(
+            lambda: (
+                (c := condition(objects.get("marketsources", source)))
+                and c["reason"] == "StorageUnreadable"
+                and c
+            ),
+            timeout=60,
+            what="StorageUnreadable",
+        )
+        assert failing["status"] == "False"
+        assert f"The stored charts in namespace {unlisted} cannot be read: " in failing["message"]
+        assert "watchNamespaces" in failing["message"]
+        assert "StorageUnreadable" in [r for _, r, _ in objects.events_for(source)]
+        assert versions(objects, source, "kept") == ["1.0.0"]  # the last good catalog stands
+    finally:
+        objects.delete("marketsources", source)
+        op.stop()
+        helm("uninstall", release, "-n", home, "--wait", cluster=cluster)
