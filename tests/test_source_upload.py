@@ -87,7 +87,7 @@ def test_upload_a_directory_and_a_tgz_install_upgrade_by_range_uninstall(
     assert '"type": "kubemart.io/chart"' in stored.stdout
     # An unchanged directory uploaded again is the same archive: nothing changes.
     again = ok(market(cluster, "upload", str(first), "-n", namespace))
-    assert "unchanged (already uploaded)" in again
+    assert "chart mychart 0.1.0 already uploaded, unchanged, to namespace" in again
 
     ok(
         market(

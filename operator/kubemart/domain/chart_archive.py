@@ -60,7 +60,7 @@ def inspect(data: bytes, limits: ArchiveLimits | None = None) -> ChartArchive:
     limits = limits or ArchiveLimits()
     if len(data) > limits.max_compressed_bytes:
         raise InvalidChart(
-            f"the archive is {_size(len(data))}, over the {_size(limits.max_compressed_bytes)} an uploaded chart "
+            f"the archive is {human_size(len(data))}, over the {human_size(limits.max_compressed_bytes)} an uploaded chart "
             "may be (one Secret holds at most 1 MiB); publish a chart that big to a Helm or OCI repository"
         )
     chart_yaml: bytes | None = None
@@ -89,17 +89,17 @@ def inspect(data: bytes, limits: ArchiveLimits | None = None) -> ChartArchive:
                     )
                 if member.size > limits.max_file_bytes:
                     raise InvalidChart(
-                        f"{one_line(member.name, 120)} is {_size(member.size)} decompressed, over "
-                        f"{_size(limits.max_file_bytes)}"
+                        f"{one_line(member.name, 120)} is {human_size(member.size)} decompressed, over "
+                        f"{human_size(limits.max_file_bytes)}"
                     )
                 total += member.size
                 if total > limits.max_total_bytes:
                     raise InvalidChart(
-                        f"the archive is over {_size(limits.max_total_bytes)} decompressed; make the chart smaller"
+                        f"the archive is over {human_size(limits.max_total_bytes)} decompressed; make the chart smaller"
                     )
                 if len(parts) == 2 and parts[1] == "Chart.yaml":
                     if member.size > MAX_CHART_YAML:
-                        raise InvalidChart(f"Chart.yaml is over {_size(MAX_CHART_YAML)}")
+                        raise InvalidChart(f"Chart.yaml is over {human_size(MAX_CHART_YAML)}")
                     handle = tar.extractfile(member)
                     chart_yaml = handle.read(MAX_CHART_YAML) if handle else None
     except (tarfile.TarError, zlib.error, EOFError, OSError) as exc:
@@ -144,5 +144,5 @@ def read_chart_yaml(raw: bytes) -> tuple[str, str, dict[str, Any]]:
     return name, version, {str(k): v for k, v in doc.items()}
 
 
-def _size(n: int) -> str:
+def humanhuman_size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pathspec
 
 from kubemart.domain import chart_archive
-from kubemart.domain.chart_archive import ArchiveLimits, ChartArchive, InvalidChart
+from kubemart.domain.chart_archive import ArchiveLimits, ChartArchive, InvalidChart, human_size
 from kubemart.plugin.api import PluginError
 
 
@@ -32,8 +32,8 @@ def read_chart(path: Path, limits: ArchiveLimits | None = None) -> tuple[ChartAr
         elif path.is_file():
             if path.stat().st_size > limits.max_compressed_bytes:
                 raise InvalidChart(
-                    f"the archive is {path.stat().st_size // 1024} KiB, over the "
-                    f"{limits.max_compressed_bytes // 1024} KiB an uploaded chart may be (one Secret holds at "
+                    f"the archive is {human_size(path.stat().st_size)}, over the "
+                    f"{human_size(limits.max_compressed_bytes)} an uploaded chart may be (one Secret holds at "
                     "most 1 MiB); publish a chart that big to a Helm or OCI repository"
                 )
             data = path.read_bytes()

@@ -71,7 +71,7 @@ def _replace(market: Market, body: dict[str, Any], *, force: bool, what: str) ->
         market.create_secret(body)
         return "uploaded"
     if stored_digest(existing) == stored_digest(body):
-        return "unchanged (already uploaded)"
+        return "already uploaded, unchanged,"
     if not force:
         raise PluginError(
             f"{what} was uploaded before with other content; give the chart a new version (upgrades "
