@@ -144,5 +144,5 @@ def read_chart_yaml(raw: bytes) -> tuple[str, str, dict[str, Any]]:
     return name, version, {str(k): v for k, v in doc.items()}
 
 
-def humanhuman_size(n: int) -> str:
+def human_size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB" if n >= 1024 * 1024 else f"{n / 1024:.1f} KiB"
