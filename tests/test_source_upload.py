@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.client.rest import ApiException
 
 from support.apps import running
 from support.cluster import BIN, Cluster
@@ -265,3 +266,23 @@ def test_storage_the_operator_may_not_read_is_unreadable_and_the_last_catalog_ke
         objects.delete("marketsources", source)
         op.stop()
         helm("uninstall", release, "-n", home, "--wait", cluster=cluster)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ({"type": "upload"}, "upload.namespace is required for sources of type upload"),
+        (
+            {"type": "helm", "url": "https://charts.example.com", "upload": {"namespace": "a"}},
+            "upload is for sources of type upload",
+        ),
+        ({"type": "upload", "upload": {"namespace": "Not_A_Namespace"}}, "spec.upload.namespace"),
+    ],
+)
+def test_the_upload_field_is_checked_at_admission(objects: Objects, spec: dict[str, Any], says: str) -> None:
+    with pytest.raises(ApiException) as exc:
+        objects.create(
+            "marketsources", {"kind": "MarketSource", "metadata": {"name": "bad-upload"}, "spec": spec}
+        )
+    assert exc.value.status == 422
+    assert says in exc.value.body
