@@ -128,6 +128,12 @@ def test_upload_a_directory_and_a_tgz_install_upgrade_by_range_uninstall(
     (first / "values.yaml").write_text("replicaCount: 2\n")
     error = failed(market(cluster, "upload", str(first), "-n", namespace))
     assert "mychart 0.1.0 was uploaded before with other content" in error
+    old = objects.get("marketapps", f"{upload_source}.mychart")["spec"]["versions"][1]["digest"]  # type: ignore[index]
+    assert ok(market(cluster, "upload", str(first), "-n", namespace, "--force", "--wait")).startswith(
+        f"chart mychart 0.1.0 replaced in namespace {namespace} "
+    )
+    new = objects.get("marketapps", f"{upload_source}.mychart")["spec"]["versions"][1]  # type: ignore[index]
+    assert (new["version"], new["digest"] != old) == ("0.1.0", True)
 
     ok(market(cluster, "uninstall", "mychart", "-n", namespace, "--wait", "--timeout", "2m"))
     assert cluster.run("helm", "list", "-n", namespace, "-a", "-q").stdout.strip() == ""
@@ -135,6 +141,13 @@ def test_upload_a_directory_and_a_tgz_install_upgrade_by_range_uninstall(
     # Deleting the stored chart removes the version from the catalog promptly.
     cluster.run("kubectl", "delete", "secret", "chart-mychart-0.1.0", "-n", namespace)
     wait_for(lambda: versions(objects, upload_source, "mychart") == ["0.2.0"], timeout=30, what="0.1.0 gone")
+
+
+def listed_or_why(objects: Objects, source: str, app: str, want: list[str]) -> bool:
+    """True once listed; otherwise raises with the source's condition, which a timeout then reports."""
+    if versions(objects, source, app) == want:
+        return True
+    raise AssertionError(condition(objects.get("marketsources", source)))
 
 
 def test_a_view_user_cannot_upload_an_edit_user_can(
@@ -245,7 +258,7 @@ def test_storage_the_operator_may_not_read_is_unreadable_and_the_last_catalog_ke
     try:
         spec = {"type": "upload", "upload": {"namespace": listed}}
         objects.create("marketsources", {"kind": "MarketSource", "metadata": {"name": source}, "spec": spec})
-        wait_for(lambda: versions(objects, source, "kept") == ["1.0.0"], timeout=60, what="listed")
+        wait_for(lambda: listed_or_why(objects, source, "kept", ["1.0.0"]), timeout=90, what="listed")
 
         objects.patch("marketsources", source, {"spec": {"upload": {"namespace": unlisted}}})
         failing = wait_for(

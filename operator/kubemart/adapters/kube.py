@@ -196,18 +196,13 @@ class Kube:
         return _to_dict(obj)
 
     async def list(
-        self,
-        res: Any,
-        *,
-        namespace: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        chunk_size: int = 500,
+        self, res: Any, *, namespace: str | None = None, labels: Mapping[str, str] | None = None
     ) -> list[Body]:
         try:
             return [
                 _to_dict(o)
                 async for o in self._api.list(
-                    res, namespace=namespace, labels=dict(labels or {}), chunk_size=chunk_size
+                    res, namespace=namespace, labels=dict(labels or {}), chunk_size=500
                 )
             ]
         except (ApiError, httpx2.HTTPError) as exc:

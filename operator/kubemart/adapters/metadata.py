@@ -1,19 +1,23 @@
-"""Lists of objects' metadata only (PartialObjectMetadataList): what changed, without the data.
+"""Listing Secrets cheaply: their metadata only, or their bodies a page at a time.
 
-lightkube has no call for it, so the request goes through lightkube's own HTTP client (its
-connections, credentials and TLS), with the Accept header the API server reads. A list of 500
-stored charts is then a few hundred bytes per object instead of each chart's archive.
+A metadata-only list (PartialObjectMetadataList) says what changed without the data: lightkube has
+no call for it, so the request goes through lightkube's own HTTP client (its connections,
+credentials and TLS) with the Accept header the API server reads. A list of 500 stored charts is
+then a few hundred bytes per object instead of each chart's archive. `stream_secrets` hands bodies
+over one page at a time, so at most a page of archives is held at once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx2
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Secret
 
-from kubemart.adapters.kube import Kube, KubeError, _http_of
+from kubemart.adapters.kube import Kube, KubeError, _http_of, _to_dict, _translate
 
 _ACCEPT = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 _PAGE = 500
@@ -54,3 +58,15 @@ def _json(resp: httpx2.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+async def stream_secrets(
+    kube: Kube, namespace: str, labels: Mapping[str, str], *, page: int
+) -> AsyncIterator[dict[str, Any]]:
+    """The Secrets in `namespace` with all of `labels`, fetched `page` at a time; raises KubeError."""
+    api: Any = kube.client
+    try:
+        async for obj in api.list(Secret, namespace=namespace, labels=dict(labels), chunk_size=page):
+            yield _to_dict(obj)
+    except (ApiError, httpx2.HTTPError) as exc:
+        raise _translate(exc) from exc

@@ -51,13 +51,13 @@ def upload(
     try:
         try:
             market.create_secret(body)
-            done = "uploaded"
+            done = "uploaded to"
         except AlreadyExists:
             done = _replace(market, body, force=force, what=f"{archive.name} {archive.version}")
     except Forbidden as exc:
         raise PluginError(_forbidden(where, exc)) from None
     click.echo(
-        f"chart {archive.name} {archive.version} {done} to {where} (secret/{name}, "
+        f"chart {archive.name} {archive.version} {done} {where} (secret/{name}, "
         f"{archive.size / 1024:.1f} KiB, sha256:{archive.digest[:12]})"
     )
     if wait:
@@ -69,9 +69,9 @@ def _replace(market: Market, body: dict[str, Any], *, force: bool, what: str) ->
     existing = market.secret(body["metadata"]["name"])
     if existing is None:  # deleted in between: create it after all
         market.create_secret(body)
-        return "uploaded"
+        return "uploaded to"
     if stored_digest(existing) == stored_digest(body):
-        return "already uploaded, unchanged,"
+        return "already uploaded, unchanged, to"
     if not force:
         raise PluginError(
             f"{what} was uploaded before with other content; give the chart a new version (upgrades "
@@ -79,7 +79,7 @@ def _replace(market: Market, body: dict[str, Any], *, force: bool, what: str) ->
         )
     body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
     market.replace_secret(body)
-    return "replaced"
+    return "replaced in"
 
 
 def _forbidden(where: str, exc: PluginError) -> str:

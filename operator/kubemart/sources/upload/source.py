@@ -19,7 +19,7 @@ from typing import Any
 from lightkube.resources.core_v1 import Secret
 
 from kubemart.adapters.kube import Kube, KubeError
-from kubemart.adapters.metadata import list_secret_metadata
+from kubemart.adapters.metadata import list_secret_metadata, stream_secrets
 from kubemart.domain.chart_archive import ArchiveLimits, InvalidChart
 from kubemart.domain.clip import clip
 from kubemart.domain.upload_storage import UPLOAD_LABEL, UPLOAD_LABEL_VALUE
@@ -90,7 +90,7 @@ class UploadSource:
 
                 await asyncio.gather(*(one(str(m.get("name"))) for m in missing))
             else:
-                for body in await self._kube.list(Secret, namespace=ns, labels=LABELS, chunk_size=_PAGE):
+                async for body in stream_secrets(self._kube, ns, LABELS, page=_PAGE):
                     await self._take(body, by_uid)
         except KubeError as err:
             raise self._unreadable(err) from err
