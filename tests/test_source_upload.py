@@ -5,6 +5,7 @@ corrupt stored chart and a chart stored in another namespace never reach the cat
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import shutil
@@ -299,3 +300,59 @@ def test_the_upload_field_is_checked_at_admission(objects: Objects, spec: dict[s
         )
     assert exc.value.status == 422
     assert says in exc.value.body
+
+
+def test_the_source_alone_unchanged_resync_and_fetch_checks_the_digest(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """UploadSource against the real API server: Unchanged on an unchanged namespace, a fetch that
+    verifies the bytes, and the answers for a replaced or deleted stored chart."""
+    from lightkube import AsyncClient, KubeConfig
+
+    from kubemart.adapters.kube import Kube
+    from kubemart.catalog.entries import catalog_from_charts
+    from kubemart.sources.base import ChartFetchError, Snapshot, Unchanged
+    from kubemart.sources.cache import ChartCache
+    from kubemart.sources.upload import UploadSource
+
+    ok(market(cluster, "upload", str(chart_dir(tmp_path, "alone", "1.0.0")), "-n", namespace))
+
+    async def scenario() -> None:
+        kube = Kube(AsyncClient(config=KubeConfig.from_file(str(cluster.kubeconfig))))
+        try:
+            source = UploadSource(namespace, kube=kube, cache=ChartCache(tmp_path / "cache"))
+            first = await source.snapshot(None)
+            assert isinstance(first, Snapshot)
+            assert isinstance(await source.snapshot(first.cursor), Unchanged)
+            [version] = catalog_from_charts("s", first.charts).entries["s.alone"].spec.versions
+            path = await source.fetch(version)
+            assert path.name == f"{version.digest}.tgz"
+            assert source.cached(version) == path
+
+            # Replaced past the plugin: the catalog's digest no longer matches what is stored.
+            changed_dir = chart_dir(tmp_path / "v2", "alone", "1.0.0")
+            (changed_dir / "values.yaml").write_text("replicaCount: 3\n")
+            other = helm_package(changed_dir, tmp_path / "v2out")
+            stored = cluster.run(
+                "kubectl", "get", "secret", "chart-alone-1.0.0", "-n", namespace, "-o", "yaml"
+            )
+            body = yaml.safe_load(stored.stdout)
+            body["data"]["chart.tgz"] = base64.b64encode(other.read_bytes()).decode()
+            (tmp_path / "replaced.yaml").write_text(yaml.safe_dump(body))
+            cluster.run("kubectl", "replace", "-f", str(tmp_path / "replaced.yaml"))
+            fresh = UploadSource(namespace, kube=kube, cache=ChartCache(tmp_path / "cache2"))
+            changed = await fresh.snapshot(first.cursor)
+            assert isinstance(changed, Snapshot)  # a write is a new revision
+            with pytest.raises(ChartFetchError) as mismatch:
+                await fresh.fetch(version)
+            assert (mismatch.value.reason, mismatch.value.retryable) == ("ChartDigestMismatch", False)
+
+            cluster.run("kubectl", "delete", "secret", "chart-alone-1.0.0", "-n", namespace)
+            with pytest.raises(ChartFetchError) as gone:
+                await fresh.fetch(version)
+            assert gone.value.reason == "UploadedChartNotFound"
+            assert "upload the chart again" in gone.value.message
+        finally:
+            await kube.close()
+
+    asyncio.run(scenario())
