@@ -10,6 +10,7 @@
 (g) hostile catalogs: bombs, a trickling server, an index at the limits (bench/hostile_catalogs.py);
 (h) drift detection by server-side apply dry-run against the field diff, on real charts (drift_methods.py);
 (i) an OCI catalog of 500 apps in a real registry: requests at the registry, writes (oci_catalog.py).
+(j) an upload source with 500 uploaded charts: first sync, unchanged re-sync, one new upload (uploads.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -49,6 +50,7 @@ from oci_catalog import bench_oci, oci_lines  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
 from support.repo import ChartRepo  # noqa: E402
+from uploads import bench_uploads, uploads_lines  # noqa: E402
 
 BIN = ROOT / "bin"
 KUBECONFIG = os.environ.get("KUBECONFIG", str(ROOT / ".cluster" / "kubeconfig"))
@@ -530,14 +532,14 @@ def write_report(results: dict[str, Any], command: str) -> None:
     lines += hostile_lines(results.get("hostile"), results["when"])
     lines += drift_methods_report(results.get("methods"), results["when"])
     lines += oci_lines(results.get("oci"), results["when"])
+    lines += uploads_lines(results.get("uploads"), results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
     head = text.split(marker)[0].rstrip() + "\n\n" if marker in text else text.rstrip() + "\n\n"
     kept = _sections(text.split(marker, 1)[1]) if marker in text else {}
-    for letter in {k for k in "abcdefghijklmnop" if f"### ({k})" not in "\n".join(lines)}:
-        if letter in kept:  # measured earlier, not in this run nor in bench/results/latest.json
-            lines += kept[letter]
+    for letter in {k for k in kept if f"### ({k})" not in "\n".join(lines)}:
+        lines += kept[letter]  # measured earlier, not in this run nor in bench/results/latest.json
     lines = lines[:5] + _in_order(lines[5:])
     doc.write_text(head + marker + "\n\n" + "\n".join(lines).rstrip() + "\n")
 
@@ -603,7 +605,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=300)
     parser.add_argument("--handovers", type=int, default=3)
     parser.add_argument("--oci-apps", type=int, default=500)
-    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile", "methods", "oci"]
+    parser.add_argument("--uploads", type=int, default=500, help="(i): charts uploaded")
+    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile", "methods", "oci", "uploads"]
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()
@@ -649,6 +652,11 @@ def main() -> int:
                 custom, core, tmp, args.oci_apps, lambda: apiserver_writes("marketapps")
             )
             print(json.dumps(results["oci"]), flush=True)
+        if "uploads" in only:
+            results["uploads"] = bench_uploads(
+                custom, core, lambda: kubectl("get", "--raw", "/metrics"), args.uploads
+            )
+            print(json.dumps(results["uploads"]), flush=True)
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)

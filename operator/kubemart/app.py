@@ -54,6 +54,17 @@ def app_indexes() -> dict[str, Index]:
     }
 
 
+def source_indexes() -> dict[str, Index]:
+    """The look-ups events need into MarketSources: the upload sources by the namespace they read."""
+
+    def upload_namespace(body: dict[str, Any]) -> list[Hashable]:
+        spec = body.get("spec") or {}
+        storage = spec.get("upload") or {}
+        return [storage["namespace"]] if spec.get("type") == "upload" and storage.get("namespace") else []
+
+    return {"upload": Index(upload_namespace)}
+
+
 @dataclass
 class App:
     settings: Settings
@@ -73,7 +84,7 @@ class App:
     @classmethod
     def build(cls, settings: Settings, kube: Kube, *, namespaces: list[str] | None = None) -> App:
         events = EventRecorder(kube)
-        source_store = Store()
+        source_store = Store(source_indexes())
         catalog = CatalogSync(kube, settings, events, remember=source_store.record)
         sources = Controller("marketsource", catalog.reconcile, needs=needs_reconcile, store=source_store)
         helm = Helm(
@@ -172,6 +183,9 @@ class App:
 
     def apps_reading(self, namespace: str, kind: str, name: str) -> set[Key]:
         return self.apps.store.lookup("values", (namespace, kind, name))
+
+    def sources_storing(self, namespace: str) -> set[Key]:
+        return self.sources.store.lookup("upload", namespace)
 
     def apps_claiming(self, namespace: str, release: str) -> set[Key]:
         return self.apps.store.lookup("release", (namespace, release))

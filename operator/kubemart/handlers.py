@@ -16,6 +16,7 @@ from kubemart import __version__
 from kubemart.adapters.kube import Kube
 from kubemart.app import App
 from kubemart.domain.triggers import requested_at
+from kubemart.domain.upload_storage import UPLOAD_LABEL, UPLOAD_LABEL_VALUE
 from kubemart.models.resource import GROUP, VERSION
 from kubemart.release import claims
 from kubemart.runtime import kopf_bounds, metrics
@@ -151,3 +152,12 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     app: App = memo.app
     meta = event["object"].get("metadata") or {}
     app.pays.wake(app.payments.secret_changed(meta.get("namespace", ""), meta.get("name", "")))
+
+
+@kopf.on.event("v1", "secrets", labels={UPLOAD_LABEL: UPLOAD_LABEL_VALUE})
+async def uploaded_chart_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A chart was uploaded, replaced or deleted: the upload sources reading its namespace sync now,
+    not at their interval (their sync is one cheap list when nothing they hold changed)."""
+    app: App = memo.app
+    meta = event["object"].get("metadata") or {}
+    app.sources.wake(app.sources_storing(str(meta.get("namespace") or "")))

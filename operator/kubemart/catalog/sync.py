@@ -159,7 +159,7 @@ class CatalogSync:
         meta = body["metadata"]
         name, identity = meta["name"], (meta["uid"], meta.get("generation"))
         auth = await read_credentials(self.kube, source)
-        found = source_for(source, auth=auth, settings=self.settings, cache=self._cache)
+        found = source_for(source, auth=auth, settings=self.settings, cache=self._cache, kube=self.kube)
         since = None
         if self._verified.get(name) == identity and status.revision:
             since = Cursor(status.revision, status.etag, status.last_modified)
@@ -168,7 +168,8 @@ class CatalogSync:
         if isinstance(result, Unchanged):
             status.etag, status.last_modified = result.cursor.etag, result.cursor.last_modified
             return ready_summary(source, status, changed=False)
-        revision, cursor, charts, notes = result.revision, result.cursor, result.charts, result.notes
+        revision, cursor, charts = result.revision, result.cursor, result.charts
+        notes, left_out = result.notes, result.skipped
         del result  # the parsed index is dropped as soon as the catalog is built
         # Olares apps keep their metadata in the archive (catalog.olares_read says which are read).
         read = await self._manifests.enrich(found, charts, every=source.spec.olares_manifests)
@@ -190,6 +191,7 @@ class CatalogSync:
             ) from exc
         finally:
             del charts
+        catalog.skipped[:0] = list(left_out)
         plan, taken = await self._apply(body, catalog)
         status.revision = revision
         status.etag, status.last_modified = cursor.etag, cursor.last_modified

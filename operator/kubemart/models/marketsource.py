@@ -132,6 +132,18 @@ URL_RULES: list[JsonDict] = [
         "reason": "FieldValueForbidden",
     },
     {
+        "rule": "self.type != 'upload' || has(self.upload)",
+        "message": "upload.namespace is required for sources of type upload: the namespace whose Secrets "
+        "hold the uploaded charts",
+        "reason": "FieldValueRequired",
+    },
+    {
+        "rule": "!has(self.upload) || self.type == 'upload'",
+        "message": "upload is for sources of type upload",
+        "fieldPath": ".upload",
+        "reason": "FieldValueForbidden",
+    },
+    {
         "rule": "!has(self.charts) || self.type == 'oci'",
         "message": "charts is for sources of type oci",
         "fieldPath": ".charts",
@@ -167,6 +179,18 @@ class DefinitionPolicy(Model):
         default_factory=list,
         description="Linux capabilities definitions may add (e.g. NET_ADMIN); any other is refused.",
         max_length=32,
+    )
+
+
+class UploadStorage(Model):
+    """Where an upload source's charts are stored (docs/sources/upload.md)."""
+
+    namespace: str = Field(
+        description="The namespace whose labelled Secrets (kubemart.io/upload=chart) hold the uploaded charts; "
+        "whoever may create Secrets there may add apps to this source. The operator reads no other.",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
     )
 
 
@@ -213,6 +237,9 @@ class MarketSourceSpec(Model):
         default_factory=list,
         description="oci: the charts under url, for registries that do not serve their catalog.",
         max_length=1000,
+    )
+    upload: UploadStorage | None = Field(
+        default=None, description="upload: where the uploaded charts are stored (required for that type)."
     )
     definitions: DefinitionPolicy | None = Field(
         default=None, description="git: what app definitions may ask for (privileged, capabilities)."
@@ -296,4 +323,7 @@ class MarketSource(Resource):
 
     def location(self) -> str:
         """Where the catalog is, for messages: the url, or what an upload source holds."""
-        return self.spec.url or "uploaded charts"
+        if self.spec.url:
+            return self.spec.url
+        where = f" in namespace {self.spec.upload.namespace}" if self.spec.upload else ""
+        return f"uploaded charts{where}"

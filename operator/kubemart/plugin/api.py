@@ -17,11 +17,12 @@ from lightkube import ALL_NS, Client, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.resources.core_v1 import Secret
 from lightkube.types import PatchType
 
 from kubemart.plugin.views import GROUP, VERSION
 
-__all__ = ["AlreadyExists", "Market", "NotFound", "PluginError", "load_config"]
+__all__ = ["AlreadyExists", "Forbidden", "Market", "NotFound", "PluginError", "load_config"]
 
 Body = dict[str, Any]
 FIELD_MANAGER = "kubectl-market"
@@ -43,6 +44,10 @@ class NotFound(PluginError):
 
 class AlreadyExists(PluginError):
     """An object of that name exists already."""
+
+
+class Forbidden(PluginError):
+    """The credentials may not do that (HTTP 401 or 403)."""
 
 
 def load_config(kubeconfig: str | None, context: str | None) -> SingleConfig:
@@ -103,7 +108,7 @@ def _describe(exc: Exception, server: str) -> PluginError:
         if status.code == 409 and status.reason == "AlreadyExists":
             return AlreadyExists(message)
         if status.code in (401, 403):
-            return PluginError(f"{message} (check your credentials and RBAC for kubemart.io)")
+            return Forbidden(f"{message} (check your credentials and RBAC for kubemart.io)")
         return PluginError(message)
     if isinstance(exc, httpx2.HTTPStatusError):
         if exc.response.status_code == 404:
@@ -208,6 +213,23 @@ class Market:
         except NotFound:
             self.install(name)
             raise
+
+    # --- uploaded charts (Secrets, written with the person's own rights) ----------------------------
+
+    def secret(self, name: str) -> Body | None:
+        try:
+            with self._errors():
+                return _to_dict(self._client.get(Secret, name, namespace=self.namespace))
+        except NotFound:
+            return None
+
+    def create_secret(self, body: Mapping[str, Any]) -> Body:
+        with self._errors():
+            return _to_dict(self._client.create(Secret.from_dict(dict(body)), namespace=self.namespace))
+
+    def replace_secret(self, body: Mapping[str, Any]) -> Body:
+        with self._errors():
+            return _to_dict(self._client.replace(Secret.from_dict(dict(body)), namespace=self.namespace))
 
 
 def _to_dict(obj: Any) -> Body:

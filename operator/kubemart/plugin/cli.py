@@ -28,6 +28,7 @@ from kubemart.plugin.options import (
     wait_options,
 )
 from kubemart.plugin.setvalues import InvalidSet, values_from_flags
+from kubemart.plugin.upload import upload
 from kubemart.plugin.views import (
     SEARCH_HINT,
     app_info,
@@ -417,6 +418,9 @@ def uninstall(
     if wait:
         wait_gone(market, name, timeout=timeout)
         click.echo(f"{name} is uninstalled")
+
+
+main.add_command(upload)
 
 
 # --- entry point -----------------------------------------------------------------------------------------

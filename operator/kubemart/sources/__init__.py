@@ -1,5 +1,5 @@
 """Catalog sources: one Protocol (base.py), one package per kind of source (helm_http/; oci/, git/ and
-upload/ to come), the digest-addressed chart cache, and credentials read in one place."""
+upload/), the digest-addressed chart cache, and credentials read in one place."""
 
 from kubemart.sources.base import ChartFetchError, Cursor, Snapshot, Source, SourceError, Unchanged
 from kubemart.sources.charts import Charts

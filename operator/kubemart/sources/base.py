@@ -66,6 +66,8 @@ class Snapshot:
     """What to pass as `since` next time."""
     notes: tuple[str, ...] = ()
     """Versions the source left out, each with why (an OCI tag that is not semver): said in an Event."""
+    skipped: tuple[str, ...] = ()
+    """Charts the source itself left out (unreadable, duplicated), each with why, for the ChartsSkipped Event."""
 
 
 @dataclass(frozen=True)

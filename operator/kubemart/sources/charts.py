@@ -113,7 +113,7 @@ class Charts:
         return keyring
 
     def _source(self, source: MarketSource, *, auth: RepoAuth | None) -> Source:
-        return source_for(source, auth=auth, settings=self._settings, cache=self._cache)
+        return source_for(source, auth=auth, settings=self._settings, cache=self._cache, kube=self._kube)
 
 
 def _hex(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kubemart.adapters.kube import Kube
 from kubemart.models.marketsource import MarketSource, SourceType
 from kubemart.runtime.settings import Settings
 from kubemart.sources.base import Source, SourceError
@@ -10,6 +11,7 @@ from kubemart.sources.credentials import RepoAuth
 from kubemart.sources.helm_http import HelmHttpSource, HttpLimits
 from kubemart.sources.helm_http.index import IndexLimits
 from kubemart.sources.oci import Limits, OciSource
+from kubemart.sources.upload import UploadSource
 
 
 def http_limits(settings: Settings) -> HttpLimits:
@@ -22,7 +24,12 @@ def http_limits(settings: Settings) -> HttpLimits:
 
 
 def source_for(
-    source: MarketSource, *, auth: RepoAuth | None, settings: Settings, cache: ChartCache
+    source: MarketSource,
+    *,
+    auth: RepoAuth | None,
+    settings: Settings,
+    cache: ChartCache,
+    kube: Kube | None = None,
 ) -> Source:
     """The source for `source.spec`; SourceError (not retryable) for a type not supported yet."""
     if source.spec.type is SourceType.HELM and source.spec.url:
@@ -30,7 +37,10 @@ def source_for(
     if source.spec.type is SourceType.OCI and source.spec.url:
         limits = Limits(chart_max_bytes=settings.chart_max_bytes, deadline=settings.repository_deadline)
         return OciSource(source.spec.url, charts=source.spec.charts, auth=auth, cache=cache, limits=limits)
+    if source.spec.type is SourceType.UPLOAD and source.spec.upload and kube is not None:
+        # The namespace the spec names, and no other: only who may write there can add charts.
+        return UploadSource(source.spec.upload.namespace, kube=kube, cache=cache)
     raise SourceError(
         "UnsupportedSourceType",
-        f"Sources of type {source.spec.type.value} are not supported yet; use type helm or oci.",
+        f"Sources of type {source.spec.type.value} are not supported yet; use type helm, oci or upload.",
     )
