@@ -605,8 +605,19 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=300)
     parser.add_argument("--handovers", type=int, default=3)
     parser.add_argument("--oci-apps", type=int, default=500)
-    parser.add_argument("--uploads", type=int, default=500, help="(i): charts uploaded")
-    sections = ["single", "batch", "catalog", "drift", "handover", "attacks", "hostile", "methods", "oci", "uploads"]
+    parser.add_argument("--uploads", type=int, default=500, help="(j): charts uploaded")
+    sections = [
+        "single",
+        "batch",
+        "catalog",
+        "drift",
+        "handover",
+        "attacks",
+        "hostile",
+        "methods",
+        "oci",
+        "uploads",
+    ]
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()

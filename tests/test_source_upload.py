@@ -200,7 +200,11 @@ def _stored(namespace: str, name: str, data: bytes) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "kubemart.io/chart",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"kubemart.io/upload": "chart"}},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"kubemart.io/upload": "chart", "kubemart.io/watch": "upload"},
+        },
         "data": {"chart.tgz": base64.b64encode(data).decode()},
     }
 

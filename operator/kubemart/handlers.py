@@ -34,6 +34,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.error_backoffs = [1, 2, 5, 10, 20]
+    # Filtered by the API server: the cluster's other ConfigMaps and Secrets (helm's release records
+    # among them) never reach the operator. Uploaded charts carry kubemart.io/watch=upload.
+    settings.watching.label_selectors["v1", "configmaps"] = "kubemart.io/watch=true"
+    settings.watching.label_selectors["v1", "secrets"] = "kubemart.io/watch in (true,upload)"
     kopf_bounds.apply(settings)  # no deep copy of each object at each event (we have no change handlers)
     try:
         app = App.build(

@@ -163,7 +163,11 @@ def stored(name: str, data: bytes, created: str = "2026-01-01T00:00:00Z") -> dic
 def test_stored_secrets_become_chart_versions_and_broken_ones_notes() -> None:
     good = tgz([member("demo/Chart.yaml", CHART_YAML)])
     body = secret_body(inspect(good), good, "team-a")
-    assert body["metadata"]["labels"] == {"kubemart.io/upload": "chart", "kubemart.io/chart": "demo"}
+    assert body["metadata"]["labels"] == {
+        "kubemart.io/upload": "chart",
+        "kubemart.io/watch": "upload",
+        "kubemart.io/chart": "demo",
+    }
     body["metadata"] |= {"creationTimestamp": "2026-01-01T00:00:00Z", "uid": "u1", "resourceVersion": "7"}
     limits = ArchiveLimits()
     items = [

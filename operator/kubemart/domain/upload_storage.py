@@ -15,7 +15,11 @@ from kubemart.domain.chart_archive import ChartArchive
 
 UPLOAD_LABEL = "kubemart.io/upload"
 UPLOAD_LABEL_VALUE = "chart"
-"""Every stored chart carries kubemart.io/upload=chart: the operator lists and watches by it."""
+"""Every stored chart carries kubemart.io/upload=chart: the operator lists by it."""
+WATCH_LABEL = "kubemart.io/watch"
+WATCH_LABEL_VALUE = "upload"
+"""And kubemart.io/watch=upload: the operator's Secret watch is filtered by the API server on
+kubemart.io/watch, so it never receives the cluster's other Secrets (helm's release records churn)."""
 CHART_LABEL = "kubemart.io/chart"
 SECRET_TYPE = "kubemart.io/chart"
 """A type of its own, so that no other Secret is mistaken for a chart, nor a chart for a credential."""
@@ -42,7 +46,11 @@ def secret_body(chart: ChartArchive, data: bytes, namespace: str) -> dict[str, A
         "metadata": {
             "name": secret_name(chart.name, chart.version),
             "namespace": namespace,
-            "labels": {UPLOAD_LABEL: UPLOAD_LABEL_VALUE, CHART_LABEL: chart.name},
+            "labels": {
+                UPLOAD_LABEL: UPLOAD_LABEL_VALUE,
+                WATCH_LABEL: WATCH_LABEL_VALUE,
+                CHART_LABEL: chart.name,
+            },
             "annotations": {
                 VERSION_ANNOTATION: chart.version,
                 DIGEST_ANNOTATION: f"sha256:{chart.digest}",
