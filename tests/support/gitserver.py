@@ -80,6 +80,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         srv = self.server
         srv.requests.add(self.command, self.path)
         body = self._body()
+        if srv.stall:
+            srv.released.wait(srv.stall)
         if srv.credentials is not None:
             expected = "Basic " + base64.b64encode(":".join(srv.credentials).encode()).decode()
             if self.headers.get("Authorization") != expected:
@@ -138,6 +140,8 @@ class _Server(http.server.ThreadingHTTPServer):
         self.root = root
         self.requests = Requests()
         self.credentials: tuple[str, str] | None = None
+        self.stall = 0.0
+        self.released = threading.Event()
 
 
 class GitServer:
@@ -169,10 +173,15 @@ class GitServer:
     def require_basic_auth(self, username: str, password: str) -> None:
         self._server.credentials = (username, password)
 
+    def stall(self, seconds: float) -> None:
+        """Hold every request that long before answering (0: answer at once)."""
+        self._server.stall = seconds
+
     def repo(self, name: str) -> GitRepo:
         return GitRepo(self.root / f"{name}.git", self.root / f"{name}.work")
 
     def close(self) -> None:
+        self._server.released.set()
         self._server.shutdown()
         self._server.server_close()
 

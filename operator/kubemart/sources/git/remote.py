@@ -243,7 +243,9 @@ async def fetch(
             genv, *base, "--", url, commit, git_dir=repo, deadline=deadline, watch=repo, max_bytes=max_bytes
         )
     except GitFailed as first:
-        if first.timed_out or first.too_big or ref is None or ref.commit:
+        if first.too_big:
+            await asyncio.to_thread(shutil.rmtree, repo, True)  # what was fetched is over the limit: drop it
+        if first.timed_out or first.too_big or (ref is not None and ref.commit):
             raise classify(first, where, ref=ref) from first
         try:
             await run_git(
@@ -258,6 +260,8 @@ async def fetch(
                 max_bytes=max_bytes,
             )
         except GitFailed as err:
+            if err.too_big:
+                await asyncio.to_thread(shutil.rmtree, repo, True)
             raise classify(err, where, ref=ref) from err
     if not await has_commit(genv, repo, commit, deadline=deadline):
         raise SourceError(
