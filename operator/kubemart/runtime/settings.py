@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         description="Chart archives downloaded at once to read their Olares manifests.",
     )
     git_max_bytes: int = Field(
-        default=512 * 1024 * 1024,
+        default=256 * 1024 * 1024,
         ge=1024 * 1024,
         description="Largest git repository cache (one commit at depth 1); a fetch past it is stopped.",
     )

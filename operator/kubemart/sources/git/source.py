@@ -39,7 +39,7 @@ BATCH_BYTES = 32 * 1024 * 1024
 class GitLimits:
     deadline: float = 120.0
     """Seconds one git command may take (ls-remote, fetch) before it is killed."""
-    max_bytes: int = 512 * 1024 * 1024
+    max_bytes: int = 256 * 1024 * 1024
     """Largest cache repository; a fetch that grows past it is killed."""
     max_files: int = 50_000
     """Most files under spec.path."""
