@@ -8,6 +8,7 @@ and a re-sync of an unchanged app writes nothing.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -15,8 +16,6 @@ import json
 import tarfile
 from importlib import resources
 from typing import Any
-
-import yaml
 
 GENERIC_CHART = "app-definition"
 """The directory (in this package) of the chart app definitions are rendered through."""
@@ -69,6 +68,11 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _json(doc: dict[str, Any]) -> bytes:
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+@functools.cache
 def generic_chart_files() -> dict[str, bytes]:
     """The generic chart's files (relative path -> bytes), as shipped in the kubemart package."""
     root = resources.files("kubemart.sources.git").joinpath(GENERIC_CHART)
@@ -100,9 +104,10 @@ def definition_archive(
     Security settings (privileged, capabilities) are a file the templates read, not values: an
     AppInstall's values cannot turn them on.
     """
-    files = {rel: (content, False) for rel, content in generic_chart_files().items()}
+    files = {rel: (content, False) for rel, content in generic_chart_files().items()}  # a fresh dict
     chart = {"apiVersion": "v2", "name": name, "version": version, "type": "application", **chart_meta}
-    files["Chart.yaml"] = (yaml.safe_dump(chart, sort_keys=True).encode(), False)
-    files["values.yaml"] = (yaml.safe_dump(values, sort_keys=True).encode(), False)
+    # JSON is YAML, and json's output depends on nothing but the data (and is ten times faster).
+    files["Chart.yaml"] = (_json(chart), False)
+    files["values.yaml"] = (_json(values), False)
     files["security.json"] = (json.dumps(security, sort_keys=True).encode(), False)
     return build_archive(name, files, max_bytes=max_bytes)
