@@ -167,8 +167,10 @@ def test_git_source_syncs_chart_dirs_and_definitions_incrementally(
     src = wait_for(lambda: synced(objects, source, first), timeout=90, what="source Ready at the commit")
 
     apps = apps_of(objects, source)
-    assert sorted(apps) == ["adguardhome", "bazarr", "hello", "webserver"], "calendar has .suspend"
-    assert src["status"]["appCount"] == 4
+    assert sorted(apps) == ["adguardhome", "bazarr", "hello", "openedaispeechv2", "webserver"], (
+        "calendar: .suspend"
+    )
+    assert src["status"]["appCount"] == 5
     web = apps["webserver"]["spec"]
     assert web["title"] == "Web Server"
     assert web["categories"] == ["networking"]
@@ -294,7 +296,7 @@ def test_failures_say_why_and_keep_the_last_good_catalog(
     put_secret(k8s, source, {"username": USER, "password": "wrong"})
     request_reconcile(objects, "marketsources", source)
     c = wait_for(lambda: failing(objects, source, "RepositoryAuthFailed"), timeout=60, what="auth failure")
-    assert "last good catalog (4 apps) is kept" in c["message"]
+    assert "last good catalog (5 apps) is kept" in c["message"]
     assert "wrong" not in c["message"]
     assert any(r == "RepositoryAuthFailed" for _, r, _ in objects.events_for(source))
     assert sorted(apps_of(objects, source)) == good
@@ -314,7 +316,7 @@ def test_failures_say_why_and_keep_the_last_good_catalog(
     store.write("charts/hello/Chart.yaml", "name: [unclosed\n")
     bad = store.commit("broken chart")
     wait_for(lambda: synced(objects, source, bad), timeout=60, what="synced the broken commit")
-    assert sorted(apps_of(objects, source)) == ["adguardhome", "bazarr", "webserver"]
+    assert sorted(apps_of(objects, source)) == ["adguardhome", "bazarr", "openedaispeechv2", "webserver"]
     skipped = " ".join(m for _, r, m in objects.events_for(source) if r == "ChartsSkipped")
     assert "charts/hello" in skipped, skipped
 

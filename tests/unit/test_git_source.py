@@ -20,7 +20,7 @@ from kubemart.sources.base import ChartFetchError, Snapshot, SourceError, Unchan
 from kubemart.sources.cache import ChartCache
 from kubemart.sources.credentials import RepoAuth
 from kubemart.sources.git import GitLimits, GitSource, GitSpec
-from kubemart.sources.git.build import BuildLimits, build, definition_entry
+from kubemart.sources.git.build import BuildLimits, build, definition_entry, untemplate
 from kubemart.sources.git.definitions import Definition, refusal, semver_of
 from kubemart.sources.git.layout import find_layout, ignored, parse_helmignore
 from kubemart.sources.git.package import build_archive
@@ -90,6 +90,14 @@ def test_helmignore_as_helm_reads_it() -> None:
     assert ignored(rules, "templates/.hidden")
     assert not ignored(rules, "templates/deployment.yaml")
     assert not ignored(rules, "charts/dep/Chart.yaml")
+
+
+def test_untemplate_keeps_the_first_branch_and_drops_actions() -> None:
+    text = (
+        "a: 1\n{{- if .Values.x }}\nb: 2\n{{- else if .Values.y }}\nb: 3\n{{- else }}\nb: 4\n{{- end }}\n"
+        "c: {{ .Values.z }}\n{{- range .Values.l }}\nd: 5\n{{- end }}\n"
+    )
+    assert yaml.safe_load(untemplate(text)) == {"a": 1, "b": 2, "c": None, "d": 5}
 
 
 # --- definitions --------------------------------------------------------------------------------
@@ -206,7 +214,10 @@ def test_real_olares_charts_carry_their_manifest_and_suspended_ones_are_hidden()
     layout = find_layout(entries)
     assert layout.suspended == ["olares/calendar"]
     built = build(layout.charts, layout.definitions, blobs, None, BuildLimits())
-    assert sorted(built.charts) == ["adguardhome", "bazarr"]
+    assert sorted(built.charts) == ["adguardhome", "bazarr", "openedaispeechv2"]
+    templated = built.charts["openedaispeechv2"][0]["olaresManifest"]
+    assert templated["metadata"]["title"] == "OpenedAI Speech For Cluster", "a templated manifest is read too"
+    assert "{{" not in str(templated)
     ag = built.charts["adguardhome"][0]
     assert ag["version"] == "1.0.12"
     assert ag["olaresManifest"]["metadata"]["title"] == "AdGuard Home"

@@ -61,6 +61,47 @@ def _yaml(content: bytes, limits: safe_yaml.Limits, what: str) -> Any:
     return safe_yaml.load(content, limits=limits, source=what)
 
 
+_ACTION_LINE = re.compile(r"^\s*\{\{-?\s*(?P<word>if|else|end|range|with|define|block)?\b.*?-?\}\}\s*$")
+_ACTION = re.compile(r"\{\{.*?\}\}")
+
+
+def untemplate(text: str) -> str:
+    """A templated OlaresManifest.yaml (46 of the 240 in the Olares repository are Helm templates) as
+    plain YAML, approximately: the first branch of each if/else, other actions removed. Olares renders
+    them with install-time values; the catalog only needs the metadata, which no branch changes."""
+    out: list[str] = []
+    dropping: list[bool] = []  # per open block: whether its current branch is dropped
+    for line in text.splitlines():
+        m = _ACTION_LINE.match(line)
+        if m is None:
+            if not any(dropping):
+                out.append(_ACTION.sub("", line))
+            continue
+        word = m.group("word")
+        if word in ("if", "range", "with", "define", "block"):
+            dropping.append(False)
+        elif word == "else" and dropping:
+            dropping[-1] = True
+        elif word == "end" and dropping:
+            dropping.pop()
+    return "\n".join(out)
+
+
+def olares_manifest(content: bytes) -> dict[str, Any] | None:
+    """The parsed OlaresManifest.yaml, through `untemplate` when it is a template; None if unreadable."""
+    try:
+        doc = _yaml(content, _MANIFEST, "OlaresManifest.yaml")
+    except safe_yaml.UnsafeYAML:
+        text = content.decode("utf-8", "replace")
+        if "{{" not in text:
+            return None
+        try:
+            doc = _yaml(untemplate(text).encode(), _MANIFEST, "OlaresManifest.yaml")
+        except safe_yaml.UnsafeYAML:
+            return None
+    return doc if isinstance(doc, dict) else None
+
+
 def chart_entry(
     directory: str, files: list[TreeEntry], blobs: dict[str, bytes], limits: BuildLimits
 ) -> tuple[str, dict[str, Any], bytes]:
@@ -94,11 +135,8 @@ def chart_entry(
     entry["version"] = str(version)
     manifest = by_rel.get("OlaresManifest.yaml")
     if manifest is not None and manifest.size <= limits.max_file_bytes and manifest.oid in blobs:
-        try:
-            doc = _yaml(blobs[manifest.oid], _MANIFEST, "OlaresManifest.yaml")
-        except safe_yaml.UnsafeYAML:
-            doc = None
-        if isinstance(doc, dict):
+        doc = olares_manifest(blobs[manifest.oid])
+        if doc is not None:
             entry["olaresManifest"] = doc
     return name, entry, archive
 
