@@ -387,3 +387,45 @@ def _processes_for(url: str) -> int:
         except OSError:
             continue
     return count
+
+
+# asyncssh leaves a cleanup coroutine behind when a client drops a session it refused.
+@pytest.mark.filterwarnings("ignore:coroutine 'Queue.join' was never awaited:RuntimeWarning")
+def test_ssh_with_identity_and_known_hosts_and_refusals(tmp_path: Path) -> None:
+    from support.gitserver import GitRepo
+    from support.sshgit import SshGitServer
+
+    (tmp_path / "srv").mkdir()
+    repo = GitRepo(tmp_path / "srv" / "r.git", tmp_path / "srv" / "r.work")
+    repo.write("apps/media/jellyfin.yaml", yaml.safe_dump(DEFINITION))
+    commit = repo.commit()
+    ssh = SshGitServer(tmp_path / "srv")
+    try:
+        good = RepoAuth(identity=ssh.identity(), known_hosts=ssh.known_hosts())
+
+        def source(auth: RepoAuth | None) -> GitSource:
+            return GitSource(
+                GitSpec(url=ssh.url("r")), revision=None, auth=auth, cache=ChartCache(tmp_path / "c")
+            )
+
+        snap = asyncio.run(source(good).snapshot(None))
+        assert isinstance(snap, Snapshot)
+        assert snap.revision == commit
+        assert list(snap.charts) == ["jellyfin"]
+        assert any(c.startswith("git-upload-pack") for c in ssh.commands)
+
+        unknown_host = RepoAuth(identity=ssh.identity(), known_hosts="")
+        with pytest.raises(SourceError) as err:
+            asyncio.run(source(unknown_host).snapshot(None))
+        assert err.value.reason == "HostKeyUnknown"
+        other_key = SshGitServer(tmp_path / "none")
+        try:
+            wrong_key = RepoAuth(identity=other_key.identity(), known_hosts=ssh.known_hosts())
+        finally:
+            other_key.close()
+        with pytest.raises(SourceError) as err:
+            asyncio.run(source(wrong_key).snapshot(None))
+        assert err.value.reason == "RepositoryAuthFailed"
+        assert "OPENSSH PRIVATE KEY" not in err.value.message
+    finally:
+        ssh.close()
