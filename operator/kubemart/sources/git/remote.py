@@ -33,7 +33,7 @@ class TreeEntry:
 
 def describe_ref(ref: GitRef | None) -> str:
     if ref is None:
-        return "the default branch"
+        return "default branch (HEAD)"
     if ref.branch:
         return f"branch {ref.branch}"
     if ref.tag:

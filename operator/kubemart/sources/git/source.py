@@ -99,7 +99,8 @@ class GitSource:
             deadline=limits.deadline,
             max_bytes=limits.max_bytes,
         )
-        path = only if only is not None else self.spec.path
+        root = only in (".", "")  # a chart directory at the top of the tree
+        path = (None if root else only) if only is not None else self.spec.path
         tree = await remote.list_tree(
             genv, self._repo, commit, path, deadline=limits.deadline, max_files=limits.max_files
         )
@@ -107,14 +108,17 @@ class GitSource:
         del tree
         if only is not None:
             # The app at `only`: that chart directory, or that definition file alone.
-            layout.charts = {d: f for d, f in layout.charts.items() if d == only.strip("/")}
+            wanted = "" if root else only.strip("/")
+            layout.charts = {d: f for d, f in layout.charts.items() if d == wanted}
             layout.definitions = [e for e in layout.definitions if e.path == only]
         built = Built()
         bl = limits.build
-        for group in [*batches(layout.charts, BATCH_BYTES), {}]:
-            definitions = layout.definitions if not group else []
-            if not group and not definitions:
-                continue
+        # Chart directories a batch at a time, then the definitions (small files) in one go.
+        groups = [g for g in batches(layout.charts, BATCH_BYTES) if g]
+        if layout.definitions:
+            groups.append({})
+        for group in groups:
+            definitions = [] if group else layout.definitions
             oids = [e.oid for files in group.values() for e in files if e.size <= bl.chart_max_bytes]
             oids += [e.oid for e in definitions if e.size <= bl.max_file_bytes]
             total = sum(e.size for files in group.values() for e in files if e.size <= bl.chart_max_bytes)
