@@ -431,3 +431,23 @@ def test_ssh_with_identity_and_known_hosts_and_refusals(tmp_path: Path) -> None:
         assert "OPENSSH PRIVATE KEY" not in err.value.message
     finally:
         ssh.close()
+
+
+def test_a_new_commit_packages_only_the_apps_that_changed(server: GitServer, tmp_path: Path) -> None:
+    repo = server.repo("r")
+    repo.copy_tree(OLARES, "olares")
+    repo.write("apps/media/jellyfin.yaml", yaml.safe_dump(DEFINITION))
+    repo.commit("one")
+    source = _source(server, tmp_path)
+    first = asyncio.run(source.snapshot(None))
+    assert isinstance(first, Snapshot)
+    assert source.packaged == 4
+    chart = (OLARES / "bazarr" / "Chart.yaml").read_text().replace("version: 1.0.15", "version: 1.0.16")
+    repo.write("olares/bazarr/Chart.yaml", chart)
+    repo.commit("two")
+    second = asyncio.run(source.snapshot(first.cursor))
+    assert isinstance(second, Snapshot)
+    assert source.packaged == 1, "only bazarr changed"
+    assert second.charts["bazarr"][0]["version"] == "1.0.16"
+    for app in ("adguardhome", "openedaispeechv2", "jellyfin"):
+        assert second.charts[app] == first.charts[app], app

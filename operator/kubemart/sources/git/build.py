@@ -41,17 +41,24 @@ class Built:
     archives: dict[str, bytes] = field(default_factory=dict)
     """Digest -> archive bytes, to put in the chart cache."""
     notes: list[str] = field(default_factory=list)
+    made: dict[str, str] = field(default_factory=dict)
+    """Where (a chart directory or a definition's path) -> the digest of the archive packaged from it."""
 
-    def add(self, name: str, entry: dict[str, Any], archive: bytes, where: str) -> None:
+    def add(
+        self, name: str, entry: dict[str, Any], archive: bytes | None, where: str, digest: str = ""
+    ) -> None:
+        """One version; `archive` None when it is already in the cache under `digest`."""
         versions = self.charts.setdefault(name, [])
         if any(v.get("version") == entry.get("version") for v in versions):
             self.note(where, f"{name} {entry.get('version')} is also defined elsewhere in the tree; left out")
             return
-        digest = digest_of(archive)
+        if archive is not None:
+            digest = digest_of(archive)
+            self.archives[digest] = archive
+            self.made[where] = digest
         entry["digest"] = f"sha256:{digest}"
         entry["urls"] = [where]
         versions.append(entry)
-        self.archives[digest] = archive
 
     def note(self, where: str, why: str) -> None:
         self.notes.append(one_line(f"{where[-100:]}: {why}", MAX_NOTE))
@@ -103,9 +110,15 @@ def olares_manifest(content: bytes) -> dict[str, Any] | None:
 
 
 def chart_entry(
-    directory: str, files: list[TreeEntry], blobs: dict[str, bytes], limits: BuildLimits
-) -> tuple[str, dict[str, Any], bytes]:
-    """(chart name, index entry, archive) of one chart directory; ValueError says why it cannot be."""
+    directory: str,
+    files: list[TreeEntry],
+    blobs: dict[str, bytes],
+    limits: BuildLimits,
+    *,
+    package: bool = True,
+) -> tuple[str, dict[str, Any], bytes | None]:
+    """(chart name, index entry, archive or None without `package`) of one chart directory; ValueError
+    says why it cannot be."""
     by_rel = {relative(e.path, directory): e for e in files}
     helmignore = by_rel.get(".helmignore")
     rules = parse_helmignore(blobs.get(helmignore.oid, b"").decode("utf-8", "replace") if helmignore else "")
@@ -120,17 +133,19 @@ def chart_entry(
         raise ValueError("Chart.yaml has no valid name")
     if not isinstance(version, str | int | float) or isinstance(version, bool):
         raise ValueError("Chart.yaml has no version")
-    kept: dict[str, tuple[bytes, bool]] = {}
-    for rel, e in by_rel.items():
-        if ignored(rules, rel):
-            continue
-        if e.oid not in blobs:
-            raise ValueError(f"{rel} could not be read")
-        kept[rel] = (blobs[e.oid], e.mode == "100755")
-    try:
-        archive = build_archive(name, kept, max_bytes=limits.chart_max_bytes)
-    except ChartTooLarge as exc:
-        raise ValueError(str(exc)) from exc
+    archive = None
+    if package:
+        kept: dict[str, tuple[bytes, bool]] = {}
+        for rel, e in by_rel.items():
+            if ignored(rules, rel):
+                continue
+            if e.oid not in blobs:
+                raise ValueError(f"{rel} could not be read")
+            kept[rel] = (blobs[e.oid], e.mode == "100755")
+        try:
+            archive = build_archive(name, kept, max_bytes=limits.chart_max_bytes)
+        except ChartTooLarge as exc:
+            raise ValueError(str(exc)) from exc
     entry: dict[str, Any] = {k: v for k, v in meta.items() if k != "dependencies"}
     entry["version"] = str(version)
     manifest = by_rel.get("OlaresManifest.yaml")
@@ -142,9 +157,10 @@ def chart_entry(
 
 
 def definition_entry(
-    content: bytes, policy: DefinitionPolicy | None, limits: BuildLimits
-) -> tuple[str, dict[str, Any], bytes]:
-    """(app id, index entry, archive) of one app definition; ValueError says why it cannot be."""
+    content: bytes, policy: DefinitionPolicy | None, limits: BuildLimits, *, package: bool = True
+) -> tuple[str, dict[str, Any], bytes | None]:
+    """(app id, index entry, archive or None without `package`) of one app definition; ValueError says
+    why it cannot be."""
     doc = _yaml(content, _DEFINITION, "the definition")
     if not isinstance(doc, dict):
         raise ValueError("it is not a YAML mapping")
@@ -156,6 +172,8 @@ def definition_entry(
     if refused:
         raise ValueError(refused)
     entry = defs.index_entry(definition)
+    if not package:
+        return definition.id, entry, None
     chart_meta: dict[str, Any] = {
         k: entry[k]
         for k in ("appVersion", "description", "icon", "home", "keywords", "annotations")
@@ -179,26 +197,34 @@ def build(
     policy: DefinitionPolicy | None,
     limits: BuildLimits,
     into: Built | None = None,
+    known: dict[str, str] | None = None,
 ) -> Built:
+    """The apps of these chart directories and definitions; those in `known` (where -> digest of an
+    archive already in the cache, packaged from the same content) are read but not packaged again."""
     out = into or Built()
+    known = known or {}
     for directory in sorted(charts):
         where = directory or "."
         try:
-            name, entry, archive = chart_entry(directory, charts[directory], blobs, limits)
+            name, entry, archive = chart_entry(
+                directory, charts[directory], blobs, limits, package=where not in known
+            )
         except (ValueError, KeyError, safe_yaml.UnsafeYAML) as exc:
             out.note(where, f"left out: {exc}")
             continue
-        out.add(name, entry, archive, where)
+        out.add(name, entry, archive, where, known.get(where, ""))
     for e in sorted(definitions, key=lambda d: d.path):
         if e.size > limits.max_file_bytes:
             out.note(e.path, f"left out: larger than {limits.max_file_bytes} bytes")
             continue
         try:
-            name, entry, archive = definition_entry(blobs.get(e.oid, b""), policy, limits)
+            name, entry, archive = definition_entry(
+                blobs.get(e.oid, b""), policy, limits, package=e.path not in known
+            )
         except (ValueError, safe_yaml.UnsafeYAML) as exc:
             out.note(e.path, f"left out: {exc}")
             continue
-        out.add(name, entry, archive, e.path)
+        out.add(name, entry, archive, e.path, known.get(e.path, ""))
     return out
 
 

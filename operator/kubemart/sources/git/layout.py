@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kubemart.sources.git.remote import TreeEntry
+from kubemart.sources.git.remote import TREE, TreeEntry
 
 _DEFINITION = re.compile(r"(^|/)apps/[^/]+/[^/]+\.ya?ml$")
 
@@ -25,6 +25,8 @@ class Layout:
     """Chart directory ("" for the root) -> its files, paths as in the repository."""
     suspended: list[str] = field(default_factory=list)
     definitions: list[TreeEntry] = field(default_factory=list)
+    trees: dict[str, str] = field(default_factory=dict)
+    """Directory -> its tree oid, which names its whole content."""
 
 
 def _parent(path: str) -> str:
@@ -36,7 +38,13 @@ def _inside(path: str, directory: str) -> bool:
 
 
 def find_layout(entries: Iterable[TreeEntry]) -> Layout:
-    files = list(entries)
+    files: list[TreeEntry] = []
+    trees: dict[str, str] = {}
+    for e in entries:
+        if e.size == TREE:
+            trees[e.path] = e.oid
+        else:
+            files.append(e)
     chart_dirs = sorted(
         {_parent(e.path) for e in files if posixpath.basename(e.path) == "Chart.yaml"},
         key=lambda d: (d.count("/"), d),
@@ -45,16 +53,15 @@ def find_layout(entries: Iterable[TreeEntry]) -> Layout:
     for d in chart_dirs:
         if not any(_inside(d, top) for top in tops):
             tops.append(d)
-    layout = Layout()
+    layout = Layout(trees=trees)
     suspend = {_parent(e.path) for e in files if posixpath.basename(e.path) == ".suspend"}
     for top in tops:
         if top in suspend:
             layout.suspended.append(top or ".")
         else:
             layout.charts[top] = []
-    by_depth = sorted(tops, key=lambda d: -d.count("/") if d else 1)
     for e in files:
-        owner = next((top for top in by_depth if _inside(e.path, top)), None)
+        owner = next((top for top in tops if _inside(e.path, top)), None)  # tops never nest
         if owner is None:
             if _DEFINITION.search(e.path):
                 layout.definitions.append(e)

@@ -23,6 +23,10 @@ from kubemart.sources.git.runner import GitEnv, GitFailed, dir_size, run_git, su
 _OID = re.compile(rb"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
+TREE = -1
+"""The size of a directory's entry."""
+
+
 @dataclass(frozen=True)
 class TreeEntry:
     path: str
@@ -274,8 +278,9 @@ async def fetch(
 async def list_tree(
     genv: GitEnv, repo: Path, commit: str, path: str | None, *, deadline: float, max_files: int
 ) -> list[TreeEntry]:
-    """Every file of `commit` under `path` with its size. Raises SourceError past `max_files` entries."""
-    args = ["ls-tree", "-r", "-l", "-z", "--full-tree", commit]
+    """Every file of `commit` under `path` with its size, and every directory (size TREE: its oid names
+    its whole content). Raises SourceError past `max_files` entries."""
+    args = ["ls-tree", "-r", "-t", "-l", "-z", "--full-tree", commit]
     if path:
         args += ["--", path.strip("/")]
     try:
@@ -296,14 +301,14 @@ async def list_tree(
             continue
         meta, _, name = record.partition(b"\t")
         fields = meta.split()
-        if len(fields) != 4 or fields[1] != b"blob":
+        if len(fields) != 4 or fields[1] not in (b"blob", b"tree"):
             continue  # submodules (commit entries) are never followed
         entries.append(
             TreeEntry(
                 path=name.decode("utf-8", "replace"),
                 mode=fields[0].decode(),
                 oid=fields[2].decode(),
-                size=int(fields[3]),
+                size=int(fields[3]) if fields[1] == b"blob" else TREE,
             )
         )
         if len(entries) > max_files:

@@ -4,7 +4,8 @@ Revision = the commit. `snapshot` asks the remote which commit the ref names (on
 same commit as the cursor is Unchanged and nothing more happens. Otherwise that commit is fetched at
 depth 1 into a bare cache repository (one per URL, under the chart cache), its tree listed, the files
 of its apps read with one `git cat-file --batch` per batch, and every app packaged into the chart cache
-so its digest is known to the catalog. `fetch` finds an archive in the cache by digest; on a miss (a
+so its digest is known to the catalog (an app whose directory or file is unchanged since an earlier
+commit is not packaged again: its tree oid names its content). `fetch` finds an archive in the cache by digest; on a miss (a
 new process, a cleaned cache) it packages that app again from the commit of the last good sync.
 """
 
@@ -15,6 +16,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +28,16 @@ from kubemart.sources.cache import ChartCache, parse_digest
 from kubemart.sources.credentials import RepoAuth
 from kubemart.sources.git import remote
 from kubemart.sources.git.build import BuildLimits, Built, batches, build
-from kubemart.sources.git.layout import find_layout
+from kubemart.sources.git.layout import Layout, find_layout, relative
+from kubemart.sources.git.remote import TreeEntry
 from kubemart.sources.git.runner import GitEnv, git_env
 from kubemart.sources.offload import offload
 
 _LOCKS: dict[Path, asyncio.Lock] = {}
+_MEMO: OrderedDict[tuple[str, str], str] = OrderedDict()
+"""(tree or blob oid, context) -> digest of the archive packaged from it: a new commit re-packages
+only the apps whose content changed."""
+MAX_MEMO = 50_000
 BATCH_BYTES = 32 * 1024 * 1024
 """Chart files read into memory at once."""
 
@@ -72,6 +79,8 @@ class GitSource:
         self._limits = limits or GitLimits()
         key = hashlib.sha256(spec.url.encode()).hexdigest()[:24]
         self._repo = cache.root / "git" / key
+        self.packaged = 0
+        """Apps packaged by the last sync (the others were unchanged and found in the cache)."""
 
     def _lock(self) -> asyncio.Lock:
         return _LOCKS.setdefault(self._repo, asyncio.Lock())
@@ -113,13 +122,20 @@ class GitSource:
             layout.definitions = [e for e in layout.definitions if e.path == only]
         built = Built()
         bl = limits.build
+        context = self._context()
+        known = self._known(layout, context) if only is None else {}
         # Chart directories a batch at a time, then the definitions (small files) in one go.
         groups = [g for g in batches(layout.charts, BATCH_BYTES) if g]
         if layout.definitions:
             groups.append({})
         for group in groups:
             definitions = [] if group else layout.definitions
-            oids = [e.oid for files in group.values() for e in files if e.size <= bl.chart_max_bytes]
+            oids = [
+                e.oid
+                for d, files in group.items()
+                for e in _needed(d, files, known)
+                if e.size <= bl.chart_max_bytes
+            ]
             oids += [e.oid for e in definitions if e.size <= bl.max_file_bytes]
             total = sum(e.size for files in group.values() for e in files if e.size <= bl.chart_max_bytes)
             blobs = await remote.read_blobs(
@@ -129,9 +145,33 @@ class GitSource:
                 deadline=limits.deadline,
                 max_total=total + sum(e.size for e in definitions) + 1024,
             )
-            await offload(build, group, definitions, blobs, self.spec.definitions, bl, built)
+            await offload(build, group, definitions, blobs, self.spec.definitions, bl, built, known)
             del blobs
+        self.packaged = len(built.made)
+        oid_of = {e.path: e.oid for e in layout.definitions} | {d or ".": o for d, o in layout.trees.items()}
+        for where, digest in built.made.items():
+            if where in oid_of:
+                _MEMO[(oid_of[where], context)] = digest
+                _MEMO.move_to_end((oid_of[where], context))
+        while len(_MEMO) > MAX_MEMO:
+            _MEMO.popitem(last=False)
         return built
+
+    def _context(self) -> str:
+        """What besides the content decides an app's archive, or whether it is left out."""
+        policy = self.spec.definitions.model_dump_json() if self.spec.definitions else ""
+        return f"{policy}|{self._limits.build.chart_max_bytes}|{self._limits.build.max_file_bytes}"
+
+    def _known(self, layout: Layout, context: str) -> dict[str, str]:
+        """Where -> digest, for apps packaged before from the same content and still in the cache."""
+        known: dict[str, str] = {}
+        candidates = [(d or ".", layout.trees.get(d)) for d in layout.charts]
+        candidates += [(e.path, e.oid) for e in layout.definitions]
+        for where, oid in candidates:
+            digest = _MEMO.get((oid, context)) if oid else None
+            if digest is not None and self._cache.lookup(digest) is not None:
+                known[where] = digest
+        return known
 
     def cached(self, version: AppVersion) -> Path | None:
         hexdigest = parse_digest(version.digest) if version.digest else None
@@ -175,6 +215,13 @@ class GitSource:
                 "ChartCacheError", "The chart cache could not keep the archive.", retryable=True
             )
         return path
+
+
+def _needed(directory: str, files: list[TreeEntry], known: dict[str, str]) -> list[TreeEntry]:
+    """The files to read of a chart directory: all of them, or only its metadata when already packaged."""
+    if (directory or ".") not in known:
+        return files
+    return [e for e in files if relative(e.path, directory) in ("Chart.yaml", "OlaresManifest.yaml")]
 
 
 def _store(cache: ChartCache, archives: dict[str, bytes]) -> None:
