@@ -142,6 +142,15 @@ class _Server(http.server.ThreadingHTTPServer):
         self.credentials: tuple[str, str] | None = None
         self.stall = 0.0
         self.released = threading.Event()
+        self.tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        if self.tls is None:
+            return sock, addr
+        # The handshake happens in the request's own thread: a client that stalls in it or gives up
+        # (an untrusted certificate) never holds up the accept loop.
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
 
 class GitServer:
@@ -154,7 +163,7 @@ class GitServer:
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
-            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            self._server.tls = ctx
             self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

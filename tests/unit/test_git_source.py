@@ -28,6 +28,8 @@ from kubemart.sources.git.remote import TreeEntry, classify
 from kubemart.sources.git.runner import GitFailed, build_env, git_args, scrub
 from support.gitserver import GitServer
 
+# asyncssh leaves a cleanup coroutine behind when a client drops a session it refused (found at gc).
+pytestmark = pytest.mark.filterwarnings("ignore:coroutine 'Queue.join' was never awaited:RuntimeWarning")
 ROOT = Path(__file__).resolve().parents[2]
 OLARES = ROOT / "tests" / "fixtures" / "olares"
 HELM = ROOT / "bin" / "helm"
@@ -271,6 +273,15 @@ def test_ssh_key_and_known_hosts_are_private_files(tmp_path: Path) -> None:
         ("fatal: unable to access 'https://h/': Could not resolve host: h", "RepositoryUnreachable"),
         ("Host key verification failed.\nfatal: Could not read from remote repository.", "HostKeyUnknown"),
         ("fatal: repository 'https://h/x/' not found", "RepositoryNotFound"),
+        (
+            "fatal: unable to access 'https://127.0.0.1:40129/x/': The requested URL returned error: 403",
+            "RepositoryAuthFailed",
+        ),
+        (
+            "fatal: unable to access 'https://127.0.0.1:40129/x/': server certificate verification failed. "
+            "CAfile: none CRLfile: none",
+            "TLSError",
+        ),
     ],
 )
 def test_git_errors_are_classified(stderr: str, reason: str) -> None:
@@ -391,8 +402,6 @@ def _processes_for(url: str) -> int:
     return count
 
 
-# asyncssh leaves a cleanup coroutine behind when a client drops a session it refused.
-@pytest.mark.filterwarnings("ignore:coroutine 'Queue.join' was never awaited:RuntimeWarning")
 def test_ssh_with_identity_and_known_hosts_and_refusals(tmp_path: Path) -> None:
     from support.gitserver import GitRepo
     from support.sshgit import SshGitServer

@@ -48,7 +48,8 @@ def describe_ref(ref: GitRef | None) -> str:
 def classify(err: GitFailed, where: str, *, ref: GitRef | None = None) -> SourceError:
     """A SourceError with a reason a person can act on, from what git said (already scrubbed)."""
     text = err.stderr
-    low = text.lower()
+    # Classified without URLs: a port such as :40129 must not read as HTTP 401.
+    low = re.sub(r"\S+://\S+", "<url>", text).lower()
     detail = summary(text)
     if err.timed_out:
         return SourceError(
@@ -64,8 +65,8 @@ def classify(err: GitFailed, where: str, *, ref: GitRef | None = None) -> Source
     if any(
         s in low
         for s in (
-            "401",
-            "403",
+            "error: 401",
+            "error: 403",
             "authentication failed",
             "could not read username",
             "permission denied",
@@ -119,7 +120,7 @@ def classify(err: GitFailed, where: str, *, ref: GitRef | None = None) -> Source
             f"{where} has no {describe_ref(ref)} ({detail}); fix spec.ref.",
             retryable=True,
         )
-    if any(s in low for s in ("404", "not found", "does not appear to be a git repository")):
+    if any(s in low for s in ("error: 404", "not found", "does not appear to be a git repository")):
         return SourceError(
             "RepositoryNotFound",
             f"{where} is not a git repository, or is not visible with these credentials ({detail}); check "
