@@ -144,6 +144,13 @@ class _Server(http.server.ThreadingHTTPServer):
         self.released = threading.Event()
         self.tls: ssl.SSLContext | None = None
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
+            return  # a client that gave up (killed at its deadline, or refused our certificate)
+        super().handle_error(request, client_address)
+
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
         if self.tls is None:

@@ -95,6 +95,7 @@ class SshGitServer:
         )
         await process.redirect(stdin=local.stdin, stdout=local.stdout, stderr=local.stderr)
         process.exit(await local.wait())
+        await process.wait_closed()
 
     def url(self, name: str) -> str:
         return f"ssh://git@127.0.0.1:{self.port}/{name}.git"

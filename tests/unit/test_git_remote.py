@@ -203,3 +203,16 @@ def test_a_new_commit_packages_only_the_apps_that_changed(server: GitServer, tmp
     assert second.charts["bazarr"][0]["version"] == "1.0.16"
     for app in ("adguardhome", "openedaispeechv2", "jellyfin"):
         assert second.charts[app] == first.charts[app], app
+
+
+def test_a_path_that_is_not_in_the_tree_is_an_error(server: GitServer, tmp_path: Path) -> None:
+    repo = server.repo("r")
+    repo.write("apps/media/jellyfin.yaml", yaml.safe_dump(DEFINITION))
+    repo.commit()
+    source = GitSource(
+        GitSpec(url=server.url("r"), path="nowhere"), revision=None, auth=None, cache=ChartCache(tmp_path)
+    )
+    with pytest.raises(SourceError) as err:
+        asyncio.run(source.snapshot(None))
+    assert err.value.reason == "GitPathNotFound"
+    assert "nowhere" in err.value.message

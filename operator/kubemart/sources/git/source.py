@@ -113,6 +113,12 @@ class GitSource:
         tree = await remote.list_tree(
             genv, self._repo, commit, path, deadline=limits.deadline, max_files=limits.max_files
         )
+        if not tree and path:
+            raise SourceError(
+                "GitPathNotFound",
+                f"Commit {commit[:12]} has nothing under {clip(path, 200)}; fix spec.path.",
+                retryable=True,
+            )
         layout = await offload(find_layout, tree)
         del tree
         if only is not None:
