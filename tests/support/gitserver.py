@@ -41,11 +41,14 @@ def git(*args: str, cwd: Path | None = None) -> str:
 @dataclass
 class Requests:
     lines: list[tuple[str, str]] = field(default_factory=list)
+    encodings: list[str] = field(default_factory=list)
+    """Transfer-Encoding and Content-Encoding of each request body, as sent."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, method: str, path: str) -> None:
+    def add(self, method: str, path: str, encoding: str = "") -> None:
         with self.lock:
             self.lines.append((method, path))
+            self.encodings.append(encoding)
 
     def count(self) -> int:
         with self.lock:
@@ -78,7 +81,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         srv = self.server
-        srv.requests.add(self.command, self.path)
+        encoding = f"{self.headers.get('Transfer-Encoding', '')}/{self.headers.get('Content-Encoding', '')}"
+        srv.requests.add(self.command, self.path, encoding)
         body = self._body()
         if srv.stall:
             srv.released.wait(srv.stall)

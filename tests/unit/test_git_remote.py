@@ -216,3 +216,37 @@ def test_a_path_that_is_not_in_the_tree_is_an_error(server: GitServer, tmp_path:
         asyncio.run(source.snapshot(None))
     assert err.value.reason == "GitPathNotFound"
     assert "nowhere" in err.value.message
+
+
+def test_the_test_server_takes_chunked_and_gzip_request_bodies(server: GitServer, tmp_path: Path) -> None:
+    """git sends a large push in chunks and a long negotiation gzipped: the CGI host must pass both on."""
+    from support.gitserver import git
+
+    server.require_basic_auth("u", "p")
+    server.repo("r").commit("root")
+    url = server.url("r").replace("://", "://u:p@")
+    local = tmp_path / "local"
+    git("init", "--quiet", "--initial-branch=main", str(local))
+    (local / "big.bin").write_bytes(os.urandom(300_000))
+    git("-C", str(local), "add", "-A")
+    git("-C", str(local), "commit", "--quiet", "-m", "big")
+    for i in range(60):  # many local refs: the fetch below sends a "have" for each
+        git("-C", str(local), "commit", "--quiet", "--allow-empty", "-m", f"c{i}")
+        git("-C", str(local), "branch", f"b{i}")
+    git(
+        "-C",
+        str(local),
+        "-c",
+        "http.postBuffer=65536",
+        "push",
+        "--quiet",
+        "--force",
+        url,
+        "b0:refs/heads/pushed",
+    )
+    git("-C", str(local), "fetch", "--quiet", url, "main")
+    assert any(e.startswith("chunked/") for e in server.requests.encodings), server.requests.encodings
+    assert any(e.endswith("/gzip") for e in server.requests.encodings), server.requests.encodings
+    assert git("--git-dir", str(server.repo("r").bare), "rev-parse", "pushed") == git(
+        "-C", str(local), "rev-parse", "b0"
+    )
