@@ -21,6 +21,7 @@ from support.wait import wait_for
 ROOT = Path(__file__).resolve().parent
 HELLO = ROOT / "charts" / "hello"
 OLARES = ROOT / "fixtures" / "olares"
+OLARES_APPS = ("adguardhome", "bazarr", "calendar", "openedaispeechv2")
 USER, PASSWORD = "alice", "s3cret-pass"
 
 NGINX = """\
@@ -86,7 +87,8 @@ def store(git_server: GitServer) -> GitRepo:
     """The private repository: hello (a chart dir), real Olares charts, definitions good and bad."""
     repo = git_server.repo("store")
     hello_chart(repo, "0.1.0")
-    repo.copy_tree(OLARES, "olares")
+    for app in OLARES_APPS:
+        repo.copy_tree(OLARES / app, f"olares/{app}")
     repo.write("apps/networking/webserver.yaml", NGINX)
     repo.write("apps/networking/vpn.yaml", VPN)
     repo.write("apps/tools/broken.yaml", BAD)
@@ -188,7 +190,7 @@ def test_git_source_syncs_chart_dirs_and_definitions_incrementally(
     assert web["versions"][0]["urls"] == ["apps/networking/webserver.yaml"]
     assert web["versions"][0]["digest"].startswith("sha256:")
     assert apps["adguardhome"]["spec"]["latestVersion"] == "1.0.12"
-    skipped = event_text(objects, source, "ChartsSkipped", "broken.yaml")
+    skipped = event_text(objects, source, "VersionsSkipped", "broken.yaml")
     assert "vpn.yaml" in skipped, skipped
     assert "privileged" in skipped, skipped
     assert "broken.yaml" in skipped, skipped
@@ -230,7 +232,7 @@ def test_privileged_definition_is_refused_until_the_source_allows_it(
     objects.patch("marketsources", source, {"spec": {"definitions": {"allowPrivileged": True}}})
     wait_for(lambda: at_generation(objects, source, 2), timeout=60, what="re-synced with privileged allowed")
     assert "vpn" not in apps_of(objects, source), "NET_ADMIN is still not in allowedCapabilities"
-    assert "NET_ADMIN" in event_text(objects, source, "ChartsSkipped", "NET_ADMIN")
+    assert "NET_ADMIN" in event_text(objects, source, "VersionsSkipped", "NET_ADMIN")
     objects.patch(
         "marketsources",
         source,
@@ -326,7 +328,7 @@ def test_failures_say_why_and_keep_the_last_good_catalog(
     objects.patch("marketsources", source, {"spec": {"url": git_server.url("store")}})
     wait_for(lambda: synced(objects, source, bad), timeout=60, what="synced the broken commit")
     assert sorted(apps_of(objects, source)) == ["adguardhome", "bazarr", "openedaispeechv2", "webserver"]
-    assert "charts/hello" in event_text(objects, source, "ChartsSkipped", "charts/hello")
+    assert "charts/hello" in event_text(objects, source, "VersionsSkipped", "charts/hello")
 
 
 def test_bad_ca_then_the_right_ca(

@@ -31,7 +31,12 @@ _DEFINITION = safe_yaml.Limits(max_depth=8, max_nodes=5000, max_aliases=0, secon
 @dataclass(frozen=True)
 class BuildLimits:
     max_file_bytes: int = 1024 * 1024
-    """Largest YAML file read (Chart.yaml, OlaresManifest.yaml, a definition)."""
+    """Largest YAML file read (Chart.yaml, a definition)."""
+    max_manifest_bytes: int = 256 * 1024
+    """Largest OlaresManifest.yaml read (as sources/archive.py reads them from archives)."""
+    manifests_total_bytes: int = 64 * 1024 * 1024
+    """OlaresManifest.yaml files read in one sync, in all: parsed manifests stay in memory until the
+    catalog is built; past it, charts keep their Chart.yaml metadata only."""
     chart_max_bytes: int = 20 * 1024 * 1024
 
 
@@ -41,6 +46,8 @@ class Built:
     archives: dict[str, bytes] = field(default_factory=dict)
     """Digest -> archive bytes, to put in the chart cache."""
     notes: list[str] = field(default_factory=list)
+    manifest_bytes: int = 0
+    """Bytes of the OlaresManifest.yaml files read so far."""
     made: dict[str, str] = field(default_factory=dict)
     """Where (a chart directory or a definition's path) -> the digest of the archive packaged from it."""
 
@@ -116,6 +123,7 @@ def chart_entry(
     limits: BuildLimits,
     *,
     package: bool = True,
+    read_manifest: bool = True,
 ) -> tuple[str, dict[str, Any], bytes | None]:
     """(chart name, index entry, archive or None without `package`) of one chart directory; ValueError
     says why it cannot be."""
@@ -149,7 +157,12 @@ def chart_entry(
     entry: dict[str, Any] = {k: v for k, v in meta.items() if k != "dependencies"}
     entry["version"] = str(version)
     manifest = by_rel.get("OlaresManifest.yaml")
-    if manifest is not None and manifest.size <= limits.max_file_bytes and manifest.oid in blobs:
+    if (
+        read_manifest
+        and manifest is not None
+        and manifest.size <= limits.max_manifest_bytes
+        and manifest.oid in blobs
+    ):
         doc = olares_manifest(blobs[manifest.oid])
         if doc is not None:
             entry["olaresManifest"] = doc
@@ -207,8 +220,17 @@ def build(
         where = directory or "."
         try:
             name, entry, archive = chart_entry(
-                directory, charts[directory], blobs, limits, package=where not in known
+                directory,
+                charts[directory],
+                blobs,
+                limits,
+                package=where not in known,
+                read_manifest=out.manifest_bytes < limits.manifests_total_bytes,
             )
+            if "olaresManifest" in entry:
+                out.manifest_bytes += sum(
+                    e.size for e in charts[directory] if relative(e.path, directory) == "OlaresManifest.yaml"
+                )
         except (ValueError, KeyError, safe_yaml.UnsafeYAML) as exc:
             out.note(where, f"left out: {exc}")
             continue
