@@ -190,6 +190,9 @@ def test_git_source_syncs_chart_dirs_and_definitions_incrementally(
     assert web["versions"][0]["urls"] == ["apps/networking/webserver.yaml"]
     assert web["versions"][0]["digest"].startswith("sha256:")
     assert apps["adguardhome"]["spec"]["latestVersion"] == "1.0.12"
+    # The git source reads OlaresManifest.yaml from the tree (a templated one too); the catalog maps it.
+    assert apps["adguardhome"]["spec"]["title"] == "AdGuard Home"
+    assert apps["openedaispeechv2"]["spec"]["title"] == "OpenedAI Speech For Cluster"
     skipped = event_text(objects, source, "VersionsSkipped", "broken.yaml")
     assert "vpn.yaml" in skipped, skipped
     assert "privileged" in skipped, skipped
