@@ -163,7 +163,8 @@ def git_lines(g: dict[str, Any] | None, when: str) -> list[str]:
         f"### (k) Git source of {g['apps']} apps, chart directories and app definitions ({g.get('when', when)})",
         "",
         "`make bench BENCH_ARGS='--only git'`: git's http-backend on 127.0.0.1 with basic auth; requests "
-        "counted at that server, MarketApp writes by the API server.",
+        "counted at that server, MarketApp writes by the API server. Times vary with the load of this shared "
+        "machine (the first sync took 4.7 to 16.4 s over four runs); the counts do not.",
         "",
         "| | time | git HTTP requests | MarketApp writes |",
         "| --- | --- | --- | --- |",
