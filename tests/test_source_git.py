@@ -193,7 +193,7 @@ def test_git_source_syncs_chart_dirs_and_definitions_incrementally(
     # The git source reads OlaresManifest.yaml from the tree (a templated one too); the catalog maps it.
     assert apps["adguardhome"]["spec"]["title"] == "AdGuard Home"
     assert apps["openedaispeechv2"]["spec"]["title"] == "OpenedAI Speech For Cluster"
-    skipped = event_text(objects, source, "VersionsSkipped", "broken.yaml")
+    skipped = event_text(objects, source, "ChartsSkipped", "broken.yaml")
     assert "vpn.yaml" in skipped, skipped
     assert "privileged" in skipped, skipped
     assert "broken.yaml" in skipped, skipped
@@ -235,7 +235,7 @@ def test_privileged_definition_is_refused_until_the_source_allows_it(
     objects.patch("marketsources", source, {"spec": {"definitions": {"allowPrivileged": True}}})
     wait_for(lambda: at_generation(objects, source, 2), timeout=60, what="re-synced with privileged allowed")
     assert "vpn" not in apps_of(objects, source), "NET_ADMIN is still not in allowedCapabilities"
-    assert "NET_ADMIN" in event_text(objects, source, "VersionsSkipped", "NET_ADMIN")
+    assert "NET_ADMIN" in event_text(objects, source, "ChartsSkipped", "NET_ADMIN")
     objects.patch(
         "marketsources",
         source,
@@ -331,7 +331,7 @@ def test_failures_say_why_and_keep_the_last_good_catalog(
     objects.patch("marketsources", source, {"spec": {"url": git_server.url("store")}})
     wait_for(lambda: synced(objects, source, bad), timeout=60, what="synced the broken commit")
     assert sorted(apps_of(objects, source)) == ["adguardhome", "bazarr", "openedaispeechv2", "webserver"]
-    assert "charts/hello" in event_text(objects, source, "VersionsSkipped", "charts/hello")
+    assert "charts/hello" in event_text(objects, source, "ChartsSkipped", "charts/hello")
 
 
 def test_bad_ca_then_the_right_ca(

@@ -94,7 +94,9 @@ class GitSource:
             async with self._lock():
                 built = await self._build(genv, commit, only=None)
         await offload(_store, self._cache, built.archives)
-        return Snapshot(revision=commit, charts=built.charts, cursor=Cursor(commit), notes=tuple(built.notes))
+        return Snapshot(
+            revision=commit, charts=built.charts, cursor=Cursor(commit), skipped=tuple(built.notes)
+        )
 
     async def _build(self, genv: GitEnv, commit: str, only: str | None) -> Built:
         """The apps of `commit` under spec.path (or only the one at the path `only`)."""
