@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from support.apps import handled, install, request_reconcile, running
+from support.cluster import Cluster
 from support.gitserver import GitRepo, GitServer, self_signed_tls
 from support.kube import Objects, condition, ready
 from support.operator_process import OperatorProcess
@@ -360,3 +361,39 @@ def test_bad_ca_then_the_right_ca(
         assert sorted(apps_of(objects, source)) == ["hello"]
     finally:
         server.close()
+
+
+def test_a_new_operator_with_an_empty_cache_rewrites_nothing(
+    cluster: Cluster,
+    objects: Objects,
+    k8s: client.ApiClient,
+    git_server: GitServer,
+    store: GitRepo,
+    source: str,
+    shared_operator_paused: None,
+    tmp_path: Path,
+) -> None:
+    """Archives are deterministic: another process, packaging every app again from the same commit
+    into an empty cache, finds the same digests, so its full sync writes no MarketApp."""
+    put_secret(k8s, source, {"username": USER, "password": PASSWORD})
+    first = OperatorProcess(cluster, extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path / "one")})
+    first.start()
+    try:
+        create_git_source(objects, source, git_server.url("store"))
+        wait_for(lambda: ready(objects.get("marketsources", source)), timeout=90, what="source Ready")
+    finally:
+        first.stop()
+    before = versions_of(objects, source)
+    assert len(before) == 5
+    second = OperatorProcess(cluster, extra_env={"KUBEMART_CHART_CACHE_DIR": str(tmp_path / "two")})
+    second.start()
+    try:
+        seen = git_server.requests.count()
+        stamp = request_reconcile(objects, "marketsources", source)
+        wait_for(lambda: handled(objects, "marketsources", source, stamp), timeout=90, what="full re-sync")
+        assert git_server.requests.count() - seen == 4, "ls-remote and a fetch: nothing was cached"
+        assert list((tmp_path / "two").glob("*.tgz")), "every app was packaged again"
+        assert ready(objects.get("marketsources", source))
+        assert versions_of(objects, source) == before, "same digests: no MarketApp written"
+    finally:
+        second.stop()
