@@ -38,6 +38,11 @@ FROM python:3.11-slim-bookworm
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     KUBEMART_HELM_BINARY=/usr/local/bin/helm
+# git (and ssh for ssh:// URLs) from Debian, for sources of type git: the operator runs the git CLI
+# (docs/sources/git.md says why the CLI and not a Python git library); Debian ships its security fixes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-index --find-links=/wheels kubemart \
     && groupadd --gid 10001 kubemart \

@@ -10,7 +10,8 @@
 (g) hostile catalogs: bombs, a trickling server, an index at the limits (bench/hostile_catalogs.py);
 (h) drift detection by server-side apply dry-run against the field diff, on real charts (drift_methods.py);
 (i) an OCI catalog of 500 apps in a real registry: requests at the registry, writes (oci_catalog.py).
-(j) an upload source with 500 uploaded charts: first sync, unchanged re-sync, one new upload (uploads.py).
+(j) an upload source with 500 uploaded charts: first sync, unchanged re-sync, one new upload (uploads.py);
+(k) a git source of 500 apps: first sync, unchanged re-sync, one-app commit (git_source.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -45,6 +46,7 @@ from attack_kit import Env  # noqa: E402 - bench/ is on the path: the script's o
 from attacks import attacks_report, bench_attacks  # noqa: E402
 from drift_methods import bench_drift_methods  # noqa: E402
 from drift_methods import report as drift_methods_report  # noqa: E402
+from git_source import bench_git, git_lines  # noqa: E402
 from hostile_catalogs import bench_hostile, hostile_lines  # noqa: E402
 from oci_catalog import bench_oci, oci_lines  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
@@ -533,6 +535,7 @@ def write_report(results: dict[str, Any], command: str) -> None:
     lines += drift_methods_report(results.get("methods"), results["when"])
     lines += oci_lines(results.get("oci"), results["when"])
     lines += uploads_lines(results.get("uploads"), results["when"])
+    lines += git_lines(results.get("git"), results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
@@ -617,7 +620,9 @@ def main() -> int:
         "methods",
         "oci",
         "uploads",
+        "git",
     ]
+    parser.add_argument("--git-apps", type=int, default=500)
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()
@@ -668,6 +673,17 @@ def main() -> int:
                 custom, core, lambda: kubectl("get", "--raw", "/metrics"), args.uploads
             )
             print(json.dumps(results["uploads"]), flush=True)
+        if "git" in only:
+            assert op is not None
+            results["git"] = bench_git(
+                custom,
+                core,
+                tmp,
+                args.git_apps,
+                writes=partial(apiserver_writes, "marketapps"),
+                peak_rss_mib=op.peak_rss_mib,
+            )
+            print(json.dumps(results["git"]), flush=True)
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)

@@ -157,12 +157,21 @@ def test_what_may_pass_is_retryable(chart_repo: ChartRepo, tmp_path: Path, chart
 
 
 def test_a_source_type_not_supported_yet_is_not_retryable(charts: Charts) -> None:
-    version = AppVersion(version="1.0.0", urls=["https://git.example/charts/hello"])
+    version = AppVersion(version="1.0.0", urls=["https://uploads.example/hello"])
+    upload = source("https://uploads.example/", type="upload")
+    assert charts.cached(upload, version) is None
+    with pytest.raises(ChartFetchError) as info:
+        asyncio.run(charts.fetch(upload, version))
+    assert (info.value.reason, info.value.retryable) == ("UnsupportedSourceType", False)
+
+
+def test_a_git_version_without_a_digest_is_not_retryable(charts: Charts) -> None:
+    version = AppVersion(version="1.0.0", urls=["charts/hello"])
     git = source("https://git.example/charts.git", type="git")
     assert charts.cached(git, version) is None
     with pytest.raises(ChartFetchError) as info:
         asyncio.run(charts.fetch(git, version))
-    assert (info.value.reason, info.value.retryable) == ("UnsupportedSourceType", False)
+    assert (info.value.reason, info.value.retryable) == ("ChartDigestInvalid", False)
 
 
 def test_an_oci_chart_url_off_the_sources_registry_is_refused(charts: Charts) -> None:

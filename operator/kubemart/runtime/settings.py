@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         le=64,
         description="Chart archives downloaded at once to read their Olares manifests.",
     )
+    git_max_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest git repository cache (one commit at depth 1); a fetch past it is stopped.",
+    )
     max_catalog_apps: int = Field(default=10_000, ge=1, description="Most apps one MarketSource may hold.")
     min_source_interval: float = Field(
         default=30.0,

@@ -1,6 +1,7 @@
 """A source's credentials: read in this one place from the Secret its `spec.secretRef` names.
 
-The Secret holds `username` and `password`, or `token`, and optionally `ca.crt` (API.md). Values
+The Secret holds `username` and `password`, or `token`, and optionally `ca.crt` (API.md); a git source
+over ssh reads `identity` (a private key) and `known_hosts`. Values
 never appear in a message, a repr or a log line: messages name the Secret, not what it holds.
 """
 
@@ -30,6 +31,10 @@ class RepoAuth:
     password: str | None = None
     token: str | None = None
     ca_pem: str | None = None
+    identity: str | None = None
+    """git over ssh: the private key (the Secret's `identity`)."""
+    known_hosts: str | None = None
+    """git over ssh: the server's host keys (the Secret's `known_hosts`); without them ssh is refused."""
 
     def __post_init__(self) -> None:
         # The messages never include the values: they end up in logs and status conditions.
@@ -44,7 +49,7 @@ class RepoAuth:
 
     @property
     def has_credentials(self) -> bool:
-        return self.username is not None or self.token is not None
+        return self.username is not None or self.token is not None or self.identity is not None
 
     def __repr__(self) -> str:
         def hidden(value: str | None) -> str:
@@ -53,7 +58,8 @@ class RepoAuth:
         ca = "None" if self.ca_pem is None else f"<{len(self.ca_pem)} chars of PEM>"
         return (
             f"RepoAuth(username={self.username!r}, password={hidden(self.password)}, "
-            f"token={hidden(self.token)}, ca_pem={ca})"
+            f"token={hidden(self.token)}, ca_pem={ca}, identity={hidden(self.identity)}, "
+            f"known_hosts={'None' if self.known_hosts is None else '<set>'})"
         )
 
 
@@ -87,6 +93,8 @@ async def read_credentials(kube: Kube, source: MarketSource) -> RepoAuth | None:
             password=data.get("password"),
             token=data.get("token"),
             ca_pem=data.get("ca.crt"),
+            identity=data.get("identity"),
+            known_hosts=data.get("known_hosts"),
         )
     except ValueError as exc:
         raise SourceError("InvalidSecret", f"{where} cannot be used: {exc}; fix the Secret.") from exc

@@ -8,6 +8,8 @@ from kubemart.runtime.settings import Settings
 from kubemart.sources.base import Source, SourceError
 from kubemart.sources.cache import ChartCache
 from kubemart.sources.credentials import RepoAuth
+from kubemart.sources.git import GitLimits, GitSource, GitSpec
+from kubemart.sources.git.build import BuildLimits
 from kubemart.sources.helm_http import HelmHttpSource, HttpLimits
 from kubemart.sources.helm_http.index import IndexLimits
 from kubemart.sources.oci import Limits, OciSource
@@ -20,6 +22,14 @@ def http_limits(settings: Settings) -> HttpLimits:
         chart_max_bytes=settings.chart_max_bytes,
         deadline=settings.repository_deadline,
         index=IndexLimits(max_nodes=settings.index_max_nodes, seconds=settings.index_parse_seconds),
+    )
+
+
+def git_limits(settings: Settings) -> GitLimits:
+    return GitLimits(
+        deadline=settings.repository_deadline,
+        max_bytes=settings.git_max_bytes,
+        build=BuildLimits(chart_max_bytes=settings.chart_max_bytes),
     )
 
 
@@ -40,7 +50,17 @@ def source_for(
     if source.spec.type is SourceType.UPLOAD and source.spec.upload and kube is not None:
         # The namespace the spec names, and no other: only who may write there can add charts.
         return UploadSource(source.spec.upload.namespace, kube=kube, cache=cache)
+    if source.spec.type is SourceType.GIT and source.spec.url:
+        spec = GitSpec(
+            url=source.spec.url,
+            ref=source.spec.ref,
+            path=source.spec.path,
+            definitions=source.spec.definitions,
+        )
+        return GitSource(
+            spec, revision=source.status.revision, auth=auth, cache=cache, limits=git_limits(settings)
+        )
     raise SourceError(
         "UnsupportedSourceType",
-        f"Sources of type {source.spec.type.value} are not supported yet; use type helm, oci or upload.",
+        f"Sources of type {source.spec.type.value} are not supported yet; use type helm, oci, git or upload.",
     )
