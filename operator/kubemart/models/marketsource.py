@@ -284,7 +284,8 @@ class MarketSourceStatus(ReconciledStatus):
     # an older operator must not make its own object unreadable.
     revision: str | None = Field(
         default=None,
-        description="sha256 of the last good index (the catalog's content).",
+        description="What identifies the last good catalog: sha256 of a Helm index, the git commit, a hash of "
+        "an OCI registry's chart, tag and digest list, or of an upload namespace's stored charts.",
         json_schema_extra={"maxLength": 128},
     )
     last_sync_time: datetime | None = Field(default=None, description="When the index was last checked.")
