@@ -1,0 +1,309 @@
+"""spec.verify with provider cosign: OCI charts pushed with `helm push` to a real registry on 127.0.0.1
+(TLS from a test CA, htpasswd), signed in the test with the real cosign and keys made by the test.
+
+A signed chart installs (and a second install runs no second cosign); an unsigned one, one signed by
+another key and one carrying another digest's signature are refused (Stalled VerificationFailed, an
+Event, no helm release); trusting the other key in the Secret lets its chart go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from kubemart.sources.credentials import RepoAuth
+from kubemart.sources.verify.cosign import docker_config
+from support.apps import install, request_reconcile, running
+from support.cluster import BIN
+from support.kube import Objects, condition, ready
+from support.operator_process import OperatorProcess
+from support.registry import PASSWORD, USERNAME, Registry
+from support.wait import wait_for
+
+pytestmark = pytest.mark.cluster
+
+KEY_PASSWORD = "cosign-key-pass-7f3a"
+_PUSHED = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$", re.M)
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A cosign key pair made by `cosign generate-key-pair`, and the environment to sign with it."""
+
+    key: Path
+    public: bytes
+    env: dict[str, str]
+
+    def sign(self, ref: str) -> None:
+        subprocess.run(
+            [str(BIN / "cosign"), "sign", "--key", str(self.key), "--tlog-upload=false", "--yes", ref],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def cosign_env(home: Path, registry: Registry) -> dict[str, str]:
+    """Private HOME and DOCKER_CONFIG (the registry's credentials, as `cosign login` writes them), the CA."""
+    docker = home / "docker"
+    docker.mkdir(parents=True, exist_ok=True)
+    auth = RepoAuth(username=USERNAME, password=PASSWORD)
+    (docker / "config.json").write_text(json.dumps(docker_config(registry.host, auth)))
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "DOCKER_CONFIG": str(docker),
+        "TUF_ROOT": str(home / "tuf"),
+        "SSL_CERT_FILE": str(registry.root / "ca.pem"),
+        "COSIGN_PASSWORD": KEY_PASSWORD,
+    }
+
+
+def make_signer(home: Path, registry: Registry) -> Signer:
+    home.mkdir(parents=True)
+    env = cosign_env(home, registry)
+    subprocess.run(
+        [str(BIN / "cosign"), "generate-key-pair"], cwd=home, env=env, check=True, capture_output=True, timeout=60
+    )
+    assert b"ENCRYPTED" in (home / "cosign.key").read_bytes(), "the private key is password-protected"
+    return Signer(key=home / "cosign.key", public=(home / "cosign.pub").read_bytes(), env=env)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(tmp_path_factory.mktemp("oci-cosign"))
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(scope="module")
+def signers(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> dict[str, Signer]:
+    home = tmp_path_factory.mktemp("cosign-keys")
+    return {"trusted": make_signer(home / "trusted", registry), "other": make_signer(home / "other", registry)}
+
+
+@pytest.fixture
+def path() -> str:
+    return f"c{uuid.uuid4().hex[:8]}"
+
+
+def push(registry: Registry, path: str, name: str, version: str, **chart: Any) -> str:
+    """`helm push`; the reference by digest (`host/path/name@sha256:...`) that cosign signs."""
+    out = registry.helm("push", str(registry.package(name, version, **chart)), registry.url(path))
+    found = _PUSHED.search(out)
+    assert found, out
+    return f"{registry.host}/{path}/{name}@{found.group(1)}"
+
+
+@pytest.fixture
+def source(
+    k8s: client.ApiClient,
+    objects: Objects,
+    operator: OperatorProcess,
+    registry: Registry,
+    namespace: str,
+    signers: dict[str, Signer],
+    path: str,
+) -> Iterator[str]:
+    """Not created yet: `start(source)` once the test pushed and signed its charts."""
+    name = f"cs-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="oci-auth"),
+            string_data={"username": USERNAME, "password": PASSWORD, "ca.crt": registry.ca_pem},
+        ),
+    )
+    trust(k8s, namespace, signers["trusted"].public, create=True)
+    yield name
+    objects.delete("marketsources", name)
+
+
+def trust(k8s: client.ApiClient, namespace: str, public: bytes, *, create: bool = False) -> None:
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(name="cosign-keys"), string_data={"cosign.pub": public.decode()}
+    )
+    core = client.CoreV1Api(k8s)
+    if create:
+        core.create_namespaced_secret(namespace, secret)
+    else:
+        core.replace_namespaced_secret("cosign-keys", namespace, secret)
+
+
+def start(objects: Objects, registry: Registry, name: str, namespace: str, path: str, apps: int) -> None:
+    objects.create(
+        "marketsources",
+        {
+            "kind": "MarketSource",
+            "metadata": {"name": name},
+            "spec": {
+                "type": "oci",
+                "url": registry.url(path),
+                "secretRef": {"name": "oci-auth", "namespace": namespace},
+                "verify": {"provider": "cosign", "secretRef": {"name": "cosign-keys", "namespace": namespace}},
+            },
+        },
+    )
+    wait_for(
+        lambda: (s := objects.get("marketsources", name)) and ready(s) and s["status"].get("appCount") == apps,
+        timeout=90,
+        what=f"source Ready with {apps} apps",
+    )
+
+
+def cosign_runs(registry: Registry, ref: str) -> int:
+    """`cosign verify` of `ref` as the registry saw it: each run reads the `sha256-<hex>.sig` manifest."""
+    repository, digest = ref.split("/", 1)[1].split("@")
+    tag = digest.replace(":", "-") + ".sig"
+    return sum(1 for m, p in registry.requests() if m == "GET" and p == f"/v2/{repository}/manifests/{tag}")
+
+
+def refused(objects: Objects, namespace: str, name: str) -> dict[str, Any]:
+    def failed() -> dict[str, Any] | None:
+        c = condition(objects.get("appinstalls", name, namespace))
+        return c if c and c["status"] == "False" and c["reason"] == "VerificationFailed" else None
+
+    cond = wait_for(failed, timeout=120, what="Ready=False reason VerificationFailed")
+    wait_for(
+        lambda: any(
+            r == "VerificationFailed" and t == "Warning" for t, r, _ in objects.events_for(name, namespace)
+        ),
+        timeout=30,
+        what="a Warning Event VerificationFailed",
+    )
+    assert condition(objects.get("appinstalls", name, namespace), "Stalled") is not None
+    return cond
+
+
+def no_secrets_in(text: str, signers: dict[str, Signer]) -> None:
+    for secret in (KEY_PASSWORD, PASSWORD):
+        assert secret not in text
+    for signer in signers.values():
+        private = signer.key.read_text().splitlines()[1]
+        assert private not in text, "no private key material"
+
+
+def no_release(k8s: client.ApiClient, namespace: str, name: str, log: str) -> None:
+    secrets = client.CoreV1Api(k8s).list_namespaced_secret(namespace, label_selector=f"owner=helm,name={name}")
+    assert secrets.items == [], "no helm release was created"
+    assert not re.search(rf"running command: \S*helm upgrade {name} ", log), "helm install never ran"
+
+
+def test_signed_chart_installs_and_is_verified_once(
+    objects: Objects,
+    operator: OperatorProcess,
+    registry: Registry,
+    namespace: str,
+    signers: dict[str, Signer],
+    source: str,
+    path: str,
+) -> None:
+    ref = push(registry, path, "signed", "0.1.0")
+    signers["trusted"].sign(ref)
+    start(objects, registry, source, namespace, path, apps=1)  # the .sig tag is no catalog version
+    since = operator.log_size()
+    install(objects, namespace, "signed", source=source, app="signed")
+    wait_for(lambda: running(objects, namespace, "signed"), timeout=120, what="signed chart Running")
+    assert cosign_runs(registry, ref) == 1
+    # A second install of the same digest finds the mark next to the archive: cosign does not run again.
+    install(objects, namespace, "again", source=source, app="signed")
+    wait_for(lambda: running(objects, namespace, "again"), timeout=120, what="second install Running")
+    assert cosign_runs(registry, ref) == 1
+    log = operator.log(since)
+    assert "Traceback" not in log
+    no_secrets_in(log, signers)
+
+
+def test_unsigned_chart_is_refused_until_signed(
+    objects: Objects,
+    k8s: client.ApiClient,
+    operator: OperatorProcess,
+    registry: Registry,
+    namespace: str,
+    signers: dict[str, Signer],
+    source: str,
+    path: str,
+) -> None:
+    ref = push(registry, path, "unsigned", "0.1.0")
+    start(objects, registry, source, namespace, path, apps=1)
+    since = operator.log_size()
+    install(objects, namespace, "unsigned", source=source, app="unsigned")
+    cond = refused(objects, namespace, "unsigned")
+    assert "unsigned 0.1.0" in cond["message"]
+    assert "no cosign signature" in cond["message"]
+    no_release(k8s, namespace, "unsigned", operator.log(since))
+    no_secrets_in(json.dumps(objects.get("appinstalls", "unsigned", namespace)), signers)
+
+    # Signing adds a .sig tag, the chart's digest stays: a retry (kubectl market retry) verifies again.
+    signers["trusted"].sign(ref)
+    request_reconcile(objects, "appinstalls", "unsigned", namespace)
+    wait_for(lambda: running(objects, namespace, "unsigned"), timeout=120, what="Running once signed")
+    assert "Traceback" not in operator.log(since)
+
+
+def test_chart_signed_by_another_key_goes_on_once_that_key_is_trusted(
+    objects: Objects,
+    k8s: client.ApiClient,
+    operator: OperatorProcess,
+    registry: Registry,
+    namespace: str,
+    signers: dict[str, Signer],
+    source: str,
+    path: str,
+) -> None:
+    ref = push(registry, path, "foreign", "0.1.0")
+    signers["other"].sign(ref)
+    start(objects, registry, source, namespace, path, apps=1)
+    since = operator.log_size()
+    install(objects, namespace, "foreign", source=source, app="foreign")
+    cond = refused(objects, namespace, "foreign")
+    assert "not signed by the trusted key" in cond["message"]
+    no_release(k8s, namespace, "foreign", operator.log(since))
+    runs = cosign_runs(registry, ref)
+    assert runs >= 1
+
+    # The admin trusts that key in the source's Secret; the Secret is read on the next reconcile.
+    trust(k8s, namespace, signers["other"].public)
+    request_reconcile(objects, "appinstalls", "foreign", namespace)
+    wait_for(lambda: running(objects, namespace, "foreign"), timeout=120, what="Running once its key is trusted")
+    assert cosign_runs(registry, ref) == runs + 1
+    no_secrets_in(operator.log(since), signers)
+
+
+def test_signature_of_another_digest_is_refused(
+    objects: Objects,
+    k8s: client.ApiClient,
+    operator: OperatorProcess,
+    registry: Registry,
+    namespace: str,
+    signers: dict[str, Signer],
+    source: str,
+    path: str,
+) -> None:
+    """A valid signature by the trusted key, but of 0.1.0, put where cosign looks for 0.2.0's (a replay)."""
+    good = push(registry, path, "replayed", "0.1.0")
+    signers["trusted"].sign(good)
+    bad = push(registry, path, "replayed", "0.2.0")
+    repository = f"{path}/replayed"
+    good_tag, bad_tag = (ref.split("@")[1].replace(":", "-") + ".sig" for ref in (good, bad))
+    registry.put_manifest(repository, bad_tag, registry.manifest(repository, good_tag))
+    start(objects, registry, source, namespace, path, apps=1)
+    since = operator.log_size()
+    install(objects, namespace, "replayed", source=source, app="replayed", version="0.2.0")
+    cond = refused(objects, namespace, "replayed")
+    assert "replayed 0.2.0" in cond["message"]
+    assert "do not verify with the trusted key" in cond["message"]
+    no_release(k8s, namespace, "replayed", operator.log(since))
+    assert cosign_runs(registry, bad) >= 1
