@@ -164,7 +164,8 @@ def start(objects: Objects, registry: Registry, name: str, namespace: str, path:
 
 
 def cosign_runs(registry: Registry, ref: str) -> int:
-    """`cosign verify` of `ref` as the registry saw it: each run reads the `sha256-<hex>.sig` manifest."""
+    """GETs of `ref`'s `sha256-<hex>.sig` manifest the registry saw: one per `cosign verify` (and per
+    `cosign sign`, which reads what is there first: compare counts taken after signing)."""
     repository, digest = ref.split("/", 1)[1].split("@")
     tag = digest.replace(":", "-") + ".sig"
     return sum(1 for m, p in registry.requests() if m == "GET" and p == f"/v2/{repository}/manifests/{tag}")
@@ -213,14 +214,15 @@ def test_signed_chart_installs_and_is_verified_once(
     ref = push(registry, path, "signed", "0.1.0")
     signers["trusted"].sign(ref)
     start(objects, registry, source, namespace, path, apps=1)  # the .sig tag is no catalog version
+    before = cosign_runs(registry, ref)
     since = operator.log_size()
     install(objects, namespace, "signed", source=source, app="signed")
     wait_for(lambda: running(objects, namespace, "signed"), timeout=120, what="signed chart Running")
-    assert cosign_runs(registry, ref) == 1
+    assert cosign_runs(registry, ref) == before + 1
     # A second install of the same digest finds the mark next to the archive: cosign does not run again.
     install(objects, namespace, "again", source=source, app="signed")
     wait_for(lambda: running(objects, namespace, "again"), timeout=120, what="second install Running")
-    assert cosign_runs(registry, ref) == 1
+    assert cosign_runs(registry, ref) == before + 1
     log = operator.log(since)
     assert "Traceback" not in log
     no_secrets_in(log, signers)
@@ -266,13 +268,14 @@ def test_chart_signed_by_another_key_goes_on_once_that_key_is_trusted(
     ref = push(registry, path, "foreign", "0.1.0")
     signers["other"].sign(ref)
     start(objects, registry, source, namespace, path, apps=1)
+    before = cosign_runs(registry, ref)
     since = operator.log_size()
     install(objects, namespace, "foreign", source=source, app="foreign")
     cond = refused(objects, namespace, "foreign")
-    assert "not signed by the trusted key" in cond["message"]
+    assert "signed by another key, or the signature was altered" in cond["message"]
     no_release(k8s, namespace, "foreign", operator.log(since))
     runs = cosign_runs(registry, ref)
-    assert runs >= 1
+    assert runs > before, "cosign ran"
 
     # The admin trusts that key in the source's Secret; the Secret is read on the next reconcile.
     trust(k8s, namespace, signers["other"].public)
@@ -304,6 +307,6 @@ def test_signature_of_another_digest_is_refused(
     install(objects, namespace, "replayed", source=source, app="replayed", version="0.2.0")
     cond = refused(objects, namespace, "replayed")
     assert "replayed 0.2.0" in cond["message"]
-    assert "do not verify with the trusted key" in cond["message"]
+    assert "the signature is of another digest" in cond["message"]
     no_release(k8s, namespace, "replayed", operator.log(since))
     assert cosign_runs(registry, bad) >= 1
