@@ -8,6 +8,7 @@ Event, no helm release); trusting the other key in the Secret lets its chart go 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from support.wait import wait_for
 pytestmark = pytest.mark.cluster
 
 KEY_PASSWORD = "cosign-key-pass-7f3a"
+SIGNATURE = "dev.cosignproject.cosign/signature"  # the layer annotation holding the base64 signature
 _PUSHED = re.compile(r"^Digest: (sha256:[0-9a-f]{64})$", re.M)
 
 
@@ -274,6 +276,7 @@ def test_chart_signed_by_another_key_goes_on_once_that_key_is_trusted(
     cond = refused(objects, namespace, "foreign")
     assert "signed by another key, or the signature was altered" in cond["message"]
     no_release(k8s, namespace, "foreign", operator.log(since))
+    no_secrets_in(json.dumps(objects.get("appinstalls", "foreign", namespace)), signers)
     runs = cosign_runs(registry, ref)
     assert runs > before, "cosign ran"
 
@@ -309,4 +312,34 @@ def test_signature_of_another_digest_is_refused(
     assert "replayed 0.2.0" in cond["message"]
     assert "the signature is of another digest" in cond["message"]
     no_release(k8s, namespace, "replayed", operator.log(since))
+    no_secrets_in(json.dumps(objects.get("appinstalls", "replayed", namespace)), signers)
     assert cosign_runs(registry, bad) >= 1
+
+
+def test_altered_signature_is_refused(
+    objects: Objects,
+    k8s: client.ApiClient,
+    operator: OperatorProcess,
+    registry: Registry,
+    namespace: str,
+    signers: dict[str, Signer],
+    source: str,
+    path: str,
+) -> None:
+    """The chart's own signature manifest pushed again with one byte of the signature changed."""
+    ref = push(registry, path, "altered", "0.1.0")
+    signers["trusted"].sign(ref)
+    repository, tag = f"{path}/altered", ref.split("@")[1].replace(":", "-") + ".sig"
+    manifest = registry.manifest(repository, tag)
+    annotations = manifest["layers"][0]["annotations"]
+    raw = bytearray(base64.b64decode(annotations[SIGNATURE]))
+    raw[-1] ^= 0x01
+    annotations[SIGNATURE] = base64.b64encode(bytes(raw)).decode()
+    registry.put_manifest(repository, tag, manifest)
+    start(objects, registry, source, namespace, path, apps=1)
+    since = operator.log_size()
+    install(objects, namespace, "altered", source=source, app="altered")
+    cond = refused(objects, namespace, "altered")
+    assert "the signature was altered" in cond["message"]
+    no_release(k8s, namespace, "altered", operator.log(since))
+    no_secrets_in(json.dumps(objects.get("appinstalls", "altered", namespace)), signers)
