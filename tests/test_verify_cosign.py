@@ -76,7 +76,12 @@ def make_signer(home: Path, registry: Registry) -> Signer:
     home.mkdir(parents=True)
     env = cosign_env(home, registry)
     subprocess.run(
-        [str(BIN / "cosign"), "generate-key-pair"], cwd=home, env=env, check=True, capture_output=True, timeout=60
+        [str(BIN / "cosign"), "generate-key-pair"],
+        cwd=home,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     assert b"ENCRYPTED" in (home / "cosign.key").read_bytes(), "the private key is password-protected"
     return Signer(key=home / "cosign.key", public=(home / "cosign.pub").read_bytes(), env=env)
@@ -92,7 +97,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="module")
 def signers(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> dict[str, Signer]:
     home = tmp_path_factory.mktemp("cosign-keys")
-    return {"trusted": make_signer(home / "trusted", registry), "other": make_signer(home / "other", registry)}
+    return {
+        "trusted": make_signer(home / "trusted", registry),
+        "other": make_signer(home / "other", registry),
+    }
 
 
 @pytest.fixture
@@ -154,12 +162,17 @@ def start(objects: Objects, registry: Registry, name: str, namespace: str, path:
                 "type": "oci",
                 "url": registry.url(path),
                 "secretRef": {"name": "oci-auth", "namespace": namespace},
-                "verify": {"provider": "cosign", "secretRef": {"name": "cosign-keys", "namespace": namespace}},
+                "verify": {
+                    "provider": "cosign",
+                    "secretRef": {"name": "cosign-keys", "namespace": namespace},
+                },
             },
         },
     )
     wait_for(
-        lambda: (s := objects.get("marketsources", name)) and ready(s) and s["status"].get("appCount") == apps,
+        lambda: (
+            (s := objects.get("marketsources", name)) and ready(s) and s["status"].get("appCount") == apps
+        ),
         timeout=90,
         what=f"source Ready with {apps} apps",
     )
@@ -199,7 +212,9 @@ def no_secrets_in(text: str, signers: dict[str, Signer]) -> None:
 
 
 def no_release(k8s: client.ApiClient, namespace: str, name: str, log: str) -> None:
-    secrets = client.CoreV1Api(k8s).list_namespaced_secret(namespace, label_selector=f"owner=helm,name={name}")
+    secrets = client.CoreV1Api(k8s).list_namespaced_secret(
+        namespace, label_selector=f"owner=helm,name={name}"
+    )
     assert secrets.items == [], "no helm release was created"
     assert not re.search(rf"running command: \S*helm upgrade {name} ", log), "helm install never ran"
 
@@ -283,7 +298,9 @@ def test_chart_signed_by_another_key_goes_on_once_that_key_is_trusted(
     # The admin trusts that key in the source's Secret; the Secret is read on the next reconcile.
     trust(k8s, namespace, signers["other"].public)
     request_reconcile(objects, "appinstalls", "foreign", namespace)
-    wait_for(lambda: running(objects, namespace, "foreign"), timeout=120, what="Running once its key is trusted")
+    wait_for(
+        lambda: running(objects, namespace, "foreign"), timeout=120, what="Running once its key is trusted"
+    )
     assert cosign_runs(registry, ref) == runs + 1
     no_secrets_in(operator.log(since), signers)
 

@@ -57,7 +57,9 @@ def test_a_missing_cosign_binary_is_a_retried_verification_error(tmp_path: Path)
 def test_a_chart_url_on_another_registry_is_never_given_to_cosign(tmp_path: Path) -> None:
     oci = OciSource("oci://registry.example.com/charts", charts=[], auth=None, cache=ChartCache(tmp_path))
     with pytest.raises(ChartFetchError) as err:
-        asyncio.run(oci.verify_cosign(version(f"oci://elsewhere.example/charts/hello@{DIGEST}"), public_key=b"k"))
+        asyncio.run(
+            oci.verify_cosign(version(f"oci://elsewhere.example/charts/hello@{DIGEST}"), public_key=b"k")
+        )
     assert err.value.reason == "InvalidChartURL"
     assert not err.value.retryable
 
@@ -82,7 +84,8 @@ def test_cosign_pub_is_one_pem_public_key() -> None:
     [
         pytest.param(b"ssh-ed25519 AAAA", "is not a PEM public key", id="not PEM"),
         pytest.param(
-            PUBLIC + b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nxx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+            PUBLIC
+            + b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nxx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
             "holds a private key",
             id="cosign.key pasted along",
         ),
@@ -94,4 +97,5 @@ def test_cosign_pub_refusals_say_why_and_never_echo_the_key(raw: bytes, says: st
     assert err.value.reason == "VerificationKeyInvalid"
     assert says in err.value.message
     assert "Secret ns/keys" in err.value.message
-    assert "AAAA" not in err.value.message and "xx" not in err.value.message
+    assert "AAAA" not in err.value.message
+    assert "xx" not in err.value.message

@@ -141,7 +141,8 @@ def classify(returncode: int, stderr: str) -> CosignResult:
         return CosignResult(CosignStatus.UNSIGNED, "it has no cosign signature")
     if returncode == EXIT_NO_MATCHING_SIGNATURE or "no matching signatures" in text:
         return CosignResult(
-            CosignStatus.BAD_SIGNATURE, f"its signatures do not verify with the trusted key ({_mismatch(text)})"
+            CosignStatus.BAD_SIGNATURE,
+            f"its signatures do not verify with the trusted key ({_mismatch(text)})",
         )
     if any(s in text for s in ("unauthorized", "denied", "x509:", "tls:")):
         return CosignResult(CosignStatus.ERROR, f"the registry refused cosign: {line}")
