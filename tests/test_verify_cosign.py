@@ -22,10 +22,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kubemart.sources.credentials import RepoAuth
-from kubemart.sources.verify.cosign import docker_config
 from support.apps import install, request_reconcile, running
-from support.cluster import BIN
+from support.cluster import BIN, Cluster
 from support.kube import Objects, condition, ready
 from support.operator_process import OperatorProcess
 from support.registry import PASSWORD, USERNAME, Registry
@@ -57,15 +55,11 @@ class Signer:
 
 
 def cosign_env(home: Path, registry: Registry) -> dict[str, str]:
-    """Private HOME and DOCKER_CONFIG (the registry's credentials, as `cosign login` writes them), the CA."""
-    docker = home / "docker"
-    docker.mkdir(parents=True, exist_ok=True)
-    auth = RepoAuth(username=USERNAME, password=PASSWORD)
-    (docker / "config.json").write_text(json.dumps(docker_config(registry.host, auth)))
+    """Private HOME and DOCKER_CONFIG, the test CA trusted, the key's passphrase: as docs/sources/verification.md."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
-        "DOCKER_CONFIG": str(docker),
+        "DOCKER_CONFIG": str(home / "docker"),
         "TUF_ROOT": str(home / "tuf"),
         "SSL_CERT_FILE": str(registry.root / "ca.pem"),
         "COSIGN_PASSWORD": KEY_PASSWORD,
@@ -84,6 +78,15 @@ def make_signer(home: Path, registry: Registry) -> Signer:
         timeout=60,
     )
     assert b"ENCRYPTED" in (home / "cosign.key").read_bytes(), "the private key is password-protected"
+    # The password on stdin, not the command line; written to $DOCKER_CONFIG/config.json.
+    subprocess.run(
+        [str(BIN / "cosign"), "login", registry.host, "-u", USERNAME, "--password-stdin"],
+        input=PASSWORD.encode(),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return Signer(key=home / "cosign.key", public=(home / "cosign.pub").read_bytes(), env=env)
 
 
@@ -125,6 +128,7 @@ def source(
     namespace: str,
     signers: dict[str, Signer],
     path: str,
+    cluster: Cluster,
 ) -> Iterator[str]:
     """Not created yet: `start(source)` once the test pushed and signed its charts."""
     name = f"cs-{uuid.uuid4().hex[:8]}"
@@ -136,20 +140,26 @@ def source(
             string_data={"username": USERNAME, "password": PASSWORD, "ca.crt": registry.ca_pem},
         ),
     )
-    trust(k8s, namespace, signers["trusted"].public, create=True)
+    # As the docs say: `kubectl create secret generic ... --from-file=cosign.pub`.
+    cluster.run(
+        "kubectl",
+        "create",
+        "secret",
+        "generic",
+        "cosign-keys",
+        "-n",
+        namespace,
+        f"--from-file=cosign.pub={signers['trusted'].key.with_suffix('.pub')}",
+    )
     yield name
     objects.delete("marketsources", name)
 
 
-def trust(k8s: client.ApiClient, namespace: str, public: bytes, *, create: bool = False) -> None:
+def trust(k8s: client.ApiClient, namespace: str, public: bytes) -> None:
     secret = client.V1Secret(
         metadata=client.V1ObjectMeta(name="cosign-keys"), string_data={"cosign.pub": public.decode()}
     )
-    core = client.CoreV1Api(k8s)
-    if create:
-        core.create_namespaced_secret(namespace, secret)
-    else:
-        core.replace_namespaced_secret("cosign-keys", namespace, secret)
+    client.CoreV1Api(k8s).replace_namespaced_secret("cosign-keys", namespace, secret)
 
 
 def start(objects: Objects, registry: Registry, name: str, namespace: str, path: str, apps: int) -> None:
