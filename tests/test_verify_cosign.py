@@ -162,7 +162,10 @@ def trust(k8s: client.ApiClient, namespace: str, public: bytes) -> None:
     client.CoreV1Api(k8s).replace_namespaced_secret("cosign-keys", namespace, secret)
 
 
-def start(objects: Objects, registry: Registry, name: str, namespace: str, path: str, apps: int) -> None:
+def start(
+    objects: Objects, cluster: Cluster, registry: Registry, name: str, namespace: str, path: str, apps: int
+) -> None:
+    """The source, then `verify` added with the command of docs/sources/oci.md, "Signed charts (cosign)"."""
     objects.create(
         "marketsources",
         {
@@ -172,19 +175,29 @@ def start(objects: Objects, registry: Registry, name: str, namespace: str, path:
                 "type": "oci",
                 "url": registry.url(path),
                 "secretRef": {"name": "oci-auth", "namespace": namespace},
-                "verify": {
-                    "provider": "cosign",
-                    "secretRef": {"name": "cosign-keys", "namespace": namespace},
-                },
             },
         },
     )
+    verify = {"provider": "cosign", "secretRef": {"name": "cosign-keys", "namespace": namespace}}
+    cluster.run(
+        "kubectl",
+        "patch",
+        "marketsource",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"verify": verify}}),
+    )
     wait_for(
         lambda: (
-            (s := objects.get("marketsources", name)) and ready(s) and s["status"].get("appCount") == apps
+            (s := objects.get("marketsources", name))
+            and ready(s)
+            and s["status"].get("observedGeneration") == s["metadata"]["generation"] == 2
+            and s["status"].get("appCount") == apps
         ),
         timeout=90,
-        what=f"source Ready with {apps} apps",
+        what=f"source Ready with verify and {apps} apps",
     )
 
 
@@ -237,10 +250,11 @@ def test_signed_chart_installs_and_is_verified_once(
     signers: dict[str, Signer],
     source: str,
     path: str,
+    cluster: Cluster,
 ) -> None:
     ref = push(registry, path, "signed", "0.1.0")
     signers["trusted"].sign(ref)
-    start(objects, registry, source, namespace, path, apps=1)  # the .sig tag is no catalog version
+    start(objects, cluster, registry, source, namespace, path, apps=1)  # the .sig tag is no catalog version
     before = cosign_runs(registry, ref)
     since = operator.log_size()
     install(objects, namespace, "signed", source=source, app="signed")
@@ -264,9 +278,10 @@ def test_unsigned_chart_is_refused_until_signed(
     signers: dict[str, Signer],
     source: str,
     path: str,
+    cluster: Cluster,
 ) -> None:
     ref = push(registry, path, "unsigned", "0.1.0")
-    start(objects, registry, source, namespace, path, apps=1)
+    start(objects, cluster, registry, source, namespace, path, apps=1)
     since = operator.log_size()
     install(objects, namespace, "unsigned", source=source, app="unsigned")
     cond = refused(objects, namespace, "unsigned")
@@ -291,10 +306,11 @@ def test_chart_signed_by_another_key_goes_on_once_that_key_is_trusted(
     signers: dict[str, Signer],
     source: str,
     path: str,
+    cluster: Cluster,
 ) -> None:
     ref = push(registry, path, "foreign", "0.1.0")
     signers["other"].sign(ref)
-    start(objects, registry, source, namespace, path, apps=1)
+    start(objects, cluster, registry, source, namespace, path, apps=1)
     before = cosign_runs(registry, ref)
     since = operator.log_size()
     install(objects, namespace, "foreign", source=source, app="foreign")
@@ -324,6 +340,7 @@ def test_signature_of_another_digest_is_refused(
     signers: dict[str, Signer],
     source: str,
     path: str,
+    cluster: Cluster,
 ) -> None:
     """A valid signature by the trusted key, but of 0.1.0, put where cosign looks for 0.2.0's (a replay)."""
     good = push(registry, path, "replayed", "0.1.0")
@@ -332,7 +349,7 @@ def test_signature_of_another_digest_is_refused(
     repository = f"{path}/replayed"
     good_tag, bad_tag = (ref.split("@")[1].replace(":", "-") + ".sig" for ref in (good, bad))
     registry.put_manifest(repository, bad_tag, registry.manifest(repository, good_tag))
-    start(objects, registry, source, namespace, path, apps=1)
+    start(objects, cluster, registry, source, namespace, path, apps=1)
     since = operator.log_size()
     install(objects, namespace, "replayed", source=source, app="replayed", version="0.2.0")
     cond = refused(objects, namespace, "replayed")
@@ -352,6 +369,7 @@ def test_altered_signature_is_refused(
     signers: dict[str, Signer],
     source: str,
     path: str,
+    cluster: Cluster,
 ) -> None:
     """The chart's own signature manifest pushed again with one byte of the signature changed."""
     ref = push(registry, path, "altered", "0.1.0")
@@ -363,7 +381,7 @@ def test_altered_signature_is_refused(
     raw[-1] ^= 0x01
     annotations[SIGNATURE] = base64.b64encode(bytes(raw)).decode()
     registry.put_manifest(repository, tag, manifest)
-    start(objects, registry, source, namespace, path, apps=1)
+    start(objects, cluster, registry, source, namespace, path, apps=1)
     since = operator.log_size()
     install(objects, namespace, "altered", source=source, app="altered")
     cond = refused(objects, namespace, "altered")
