@@ -388,3 +388,43 @@ def test_altered_signature_is_refused(
     assert "the signature was altered" in cond["message"]
     no_release(k8s, namespace, "altered", operator.log(since))
     no_secrets_in(json.dumps(objects.get("appinstalls", "altered", namespace)), signers)
+
+
+@pytest.fixture(scope="module")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(tmp_path_factory.mktemp("oci-cosign-token"), token=True)
+    yield reg
+    reg.close()
+
+
+def test_signed_chart_installs_from_a_bearer_token_registry(
+    objects: Objects,
+    k8s: client.ApiClient,
+    operator: OperatorProcess,
+    token_registry: Registry,
+    namespace: str,
+    source: str,
+    path: str,
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    """The registry wants the token flow: cosign gets its token with the source's username/password."""
+    signer = make_signer(tmp_path / "signer", token_registry)
+    ref = push(token_registry, path, "tokened", "0.1.0")
+    signer.sign(ref)
+    client.CoreV1Api(k8s).replace_namespaced_secret(
+        "oci-auth",
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="oci-auth"),
+            string_data={"username": USERNAME, "password": PASSWORD, "ca.crt": token_registry.ca_pem},
+        ),
+    )
+    trust(k8s, namespace, signer.public)
+    start(objects, cluster, token_registry, source, namespace, path, apps=1)
+    before = cosign_runs(token_registry, ref)
+    since = operator.log_size()
+    install(objects, namespace, "tokened", source=source, app="tokened")
+    wait_for(lambda: running(objects, namespace, "tokened"), timeout=120, what="Running")
+    assert cosign_runs(token_registry, ref) == before + 1
+    no_secrets_in(operator.log(since), {"token": signer})
