@@ -99,8 +99,9 @@ def test_values_map_to_every_setting() -> None:
 
     c = one(render(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"] for e in c["env"]}
-    # helm_binary is the image's own helm; the rest come from values.
-    wanted = {f"KUBEMART_{name.upper()}" for name in Settings.model_fields if name != "helm_binary"}
+    # helm_binary and cosign_binary are the image's own (its ENV); the rest come from values.
+    image_own = {"helm_binary", "cosign_binary"}
+    wanted = {f"KUBEMART_{name.upper()}" for name in Settings.model_fields if name not in image_own}
     # Set only when tenancy.defaultServiceAccount / settings.maxConcurrentHelmPerNamespace are.
     unset_by_default = {"KUBEMART_DEFAULT_SERVICE_ACCOUNT", "KUBEMART_MAX_CONCURRENT_HELM_PER_NAMESPACE"}
     assert wanted - unset_by_default <= env, wanted - env

@@ -1,5 +1,5 @@
 """The image cannot be built on this machine, so its Dockerfile is held to the pins it must agree with:
-helm and Go from hack/go.mod and hack/build.sh, Python from pyproject.toml; a non-root final stage."""
+helm and Go from hack/go.mod and hack/build.sh, cosign from hack/cosign/go.mod, Python from pyproject.toml; a non-root final stage."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 GO_MOD = (ROOT / "hack" / "go.mod").read_text()
+COSIGN_GO_MOD = (ROOT / "hack" / "cosign" / "go.mod").read_text()
 BUILD_SH = (ROOT / "hack" / "build.sh").read_text()
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -38,7 +39,7 @@ def arg(name: str) -> str:
 
 
 def shell_var(name: str) -> str:
-    m = re.search(rf"^{name}=(\S+)$", BUILD_SH, re.M)
+    m = re.search(rf"^{name}=(\S+)(?:\s+#.*)?$", BUILD_SH, re.M)
     assert m, f"hack/build.sh sets no {name}"
     return m.group(1)
 
@@ -60,14 +61,33 @@ def test_helm_gets_the_same_ldflags_as_hack_build() -> None:
     assert "-s -w" in DOCKERFILE
 
 
-def test_go_image_is_the_go_version_of_hack_go_mod() -> None:
-    toolchain = re.search(r"^toolchain go(\S+)$", GO_MOD, re.M)
-    go_line = re.search(r"^go (\S+)$", GO_MOD, re.M)
+def go_version(go_mod: str) -> str:
+    toolchain = re.search(r"^toolchain go(\S+)$", go_mod, re.M)
+    go_line = re.search(r"^go (\S+)$", go_mod, re.M)
     assert go_line
-    want = toolchain.group(1) if toolchain else go_line.group(1)
-    images = [image for image, _, _ in stages() if image.startswith("golang:")]
-    assert len(images) == 1
-    assert images[0].split(":")[1].split("-")[0] == want
+    return toolchain.group(1) if toolchain else go_line.group(1)
+
+
+def test_go_image_is_the_go_version_of_hack_go_mod() -> None:
+    want = go_version(GO_MOD)
+    assert go_version(COSIGN_GO_MOD) == want
+    images = {name: image for image, name, _ in stages() if image.startswith("golang:")}
+    assert set(images) == {"helm", "cosign"}  # one builder per Go module
+    for image in images.values():
+        assert image.split(":")[1].split("-")[0] == want
+
+
+def test_cosign_is_the_version_hack_cosign_pins() -> None:
+    pinned = re.search(r"^\s*github\.com/sigstore/cosign/v2 (v\S+)", COSIGN_GO_MOD, re.M)
+    assert pinned
+    assert arg("COSIGN_VERSION") == pinned.group(1) == shell_var("COSIGN_VERSION")
+    assert "COPY hack/cosign/go.mod hack/cosign/go.sum" in DOCKERFILE
+    build_flags = set(re.findall(r"-X (sigs\.k8s\.io/release-utils/\S+?)=", BUILD_SH))
+    assert build_flags
+    assert build_flags == set(re.findall(r"-X (sigs\.k8s\.io/release-utils/\S+?)=", DOCKERFILE))
+    final = "\n".join(stages()[-1][2])
+    assert "COPY --from=cosign /out/cosign /usr/local/bin/cosign" in final
+    assert "KUBEMART_COSIGN_BINARY=/usr/local/bin/cosign" in final
 
 
 def test_python_images_are_the_python_of_pyproject() -> None:

@@ -102,7 +102,13 @@ def test_plain_http_only_when_asked(tmp_path: Path) -> None:
             12,
             "Error: no matching signatures: invalid signature when validating ASN.1 encoded signature",
             CosignStatus.BAD_SIGNATURE,
-            "invalid signature",
+            "signed by another key, or the signature was altered",
+        ),
+        (
+            12,
+            "Error: no matching signatures: invalid or missing digest in claim: sha256:0122",
+            CosignStatus.BAD_SIGNATURE,
+            "the signature is of another digest",
         ),
         (
             12,

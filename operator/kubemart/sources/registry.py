@@ -46,7 +46,14 @@ def source_for(
         return HelmHttpSource(source.spec.url, auth=auth, cache=cache, limits=http_limits(settings))
     if source.spec.type is SourceType.OCI and source.spec.url:
         limits = Limits(chart_max_bytes=settings.chart_max_bytes, deadline=settings.repository_deadline)
-        return OciSource(source.spec.url, charts=source.spec.charts, auth=auth, cache=cache, limits=limits)
+        return OciSource(
+            source.spec.url,
+            charts=source.spec.charts,
+            auth=auth,
+            cache=cache,
+            limits=limits,
+            cosign=settings.cosign_binary,
+        )
     if source.spec.type is SourceType.UPLOAD and source.spec.upload and kube is not None:
         # The namespace the spec names, and no other: only who may write there can add charts.
         return UploadSource(source.spec.upload.namespace, kube=kube, cache=cache)

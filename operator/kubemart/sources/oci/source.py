@@ -4,6 +4,9 @@ A version's `digest` is its manifest's digest and its url `oci://host/repository
 install asks for exactly what the catalog listed. `fetch` reads the chart layer's digest from the
 manifest (remembered from the sync, else one GET checked against the digest), then downloads that
 layer into the digest-addressed cache, checked against its sha256 and bounded in size.
+
+`verify_cosign` (the `CosignChecked` hook `Charts` calls for `verify.provider: cosign`) has the cosign
+CLI check the same manifest digest against the trusted key, with this source's credentials and CA.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from kubemart.sources.helm_http.errors import safe_url
 from kubemart.sources.oci.catalog import MEMO, read_catalog, read_manifest
 from kubemart.sources.oci.client import Limits, RegistryClient
 from kubemart.sources.oci.reference import InvalidReference, Registry, parse_chart_url, parse_registry
+from kubemart.sources.verify.cosign import CosignResult, verify_cosign
+from kubemart.sources.verify.errors import VerificationError
 
 
 class OciSource:
@@ -29,6 +34,7 @@ class OciSource:
         auth: RepoAuth | None,
         cache: ChartCache,
         limits: Limits | None = None,
+        cosign: str = "cosign",
     ) -> None:
         try:
             self.registry: Registry = parse_registry(url)
@@ -40,6 +46,7 @@ class OciSource:
         self._auth = auth
         self._cache = cache
         self._limits = limits or Limits()
+        self._cosign = cosign
 
     def _client(self) -> RegistryClient:
         return RegistryClient(self.registry, self._auth, self._limits)
@@ -116,6 +123,32 @@ class OciSource:
                 "ChartCacheError",
                 f"Could not write the chart to the cache directory {self._cache.root} ({exc.strerror or exc}); "
                 "check that it exists, is writable and has free space.",
+                retryable=True,
+            ) from exc
+
+    async def verify_cosign(self, version: AppVersion, *, public_key: bytes) -> CosignResult:
+        """cosign's verdict on the manifest digest `version` names (the one `fetch` pulled), by `public_key`."""
+        repository, digest = self._reference(version)
+        try:
+            return await verify_cosign(
+                cosign=self._cosign,
+                registry=self.registry.host,
+                repository=repository,
+                digest=digest,
+                public_key=public_key,
+                auth=self._auth,
+            )
+        except ValueError as exc:  # a name cosign cannot be given safely (e.g. an IPv6 literal host)
+            raise VerificationError(
+                "VerificationUnsupported",
+                f"Chart {repository}@{digest} on {self.registry.host} cannot be checked with cosign: {exc}. "
+                "It is not installed; use a registry host name.",
+            ) from None
+        except OSError as exc:  # the binary is missing or not executable: an operator install problem
+            raise VerificationError(
+                "VerificationError",
+                f"cosign ({self._cosign}) could not be run ({exc.strerror or exc}); set KUBEMART_COSIGN_BINARY "
+                "to the cosign CLI. It is tried again later.",
                 retryable=True,
             ) from exc
 

@@ -140,15 +140,28 @@ def classify(returncode: int, stderr: str) -> CosignResult:
     if returncode == EXIT_NO_SIGNATURE or "no signatures found" in text:
         return CosignResult(CosignStatus.UNSIGNED, "it has no cosign signature")
     if returncode == EXIT_NO_MATCHING_SIGNATURE or "no matching signatures" in text:
-        why = "invalid signature" if "invalid signature" in text else "not signed by the trusted key"
         return CosignResult(
-            CosignStatus.BAD_SIGNATURE, f"its signatures do not verify with the trusted key ({why})"
+            CosignStatus.BAD_SIGNATURE,
+            f"its signatures do not verify with the trusted key ({_mismatch(text)})",
         )
     if any(s in text for s in ("unauthorized", "denied", "x509:", "tls:")):
         return CosignResult(CosignStatus.ERROR, f"the registry refused cosign: {line}")
     if returncode == EXIT_NO_TAG or any(s in text for s in ("connection refused", "no such host", "timeout")):
         return CosignResult(CosignStatus.UNREACHABLE, f"the registry could not be read: {line}")
     return CosignResult(CosignStatus.ERROR, f"cosign failed: {line}")
+
+
+def _mismatch(text: str) -> str:
+    """Why no signature matched, in words, from what cosign 2.x says (checked against the real CLI)."""
+    if "invalid signature" in text:
+        # ECDSA cannot tell a signature by another key from signature bytes that were altered.
+        return "signed by another key, or the signature was altered: invalid signature"
+    if "digest in claim" in text:
+        return (
+            "the signature is of another digest: copied from another artifact, or the chart changed after "
+            "signing"
+        )
+    return "not signed by the trusted key"
 
 
 def _last_error(stderr: str) -> str:

@@ -151,13 +151,7 @@ async def read_keyring(kube: Kube, verify: Verify) -> Keyring:
             retryable=True,
         )
     if verify.provider is VerifyProvider.COSIGN:
-        if b"-----BEGIN PUBLIC KEY-----" not in raw:
-            raise VerificationError(
-                "VerificationKeyInvalid",
-                f"`{key}` in {where} is not a PEM public key (cosign.pub from `cosign generate-key-pair`); fix it.",
-                retryable=True,
-            )
-        return Keyring(raw)
+        return cosign_key(raw, where)
     try:
         return pgp_keyring(raw)
     except KeyringError as exc:
@@ -167,3 +161,21 @@ async def read_keyring(kube: Kube, verify: Verify) -> Keyring:
             "(gpg --export) or armored (gpg --export --armor).",
             retryable=True,
         ) from exc
+
+
+def cosign_key(raw: bytes, where: str) -> Keyring:
+    """Pure: `cosign.pub` as a Keyring; VerificationKeyInvalid unless a PEM public key and nothing private."""
+    if b"-----BEGIN PUBLIC KEY-----" not in raw:
+        raise VerificationError(
+            "VerificationKeyInvalid",
+            f"`cosign.pub` in {where} is not a PEM public key (cosign.pub from `cosign generate-key-pair`); fix it.",
+            retryable=True,
+        )
+    if b"PRIVATE KEY-----" in raw:  # cosign.key pasted along: the operator must never hold it
+        raise VerificationError(
+            "VerificationKeyInvalid",
+            f"`cosign.pub` in {where} holds a private key; put only cosign.pub there and keep cosign.key "
+            "with the publisher.",
+            retryable=True,
+        )
+    return Keyring(raw)
