@@ -56,7 +56,7 @@ def verified_source(
         objects,
         name,
         chart_repo.url,
-        verify={"provider": "helm", "secretRef": {"name": "trusted-keys", "namespace": namespace}},
+        verify={"provider": "pgp", "secretRef": {"name": "trusted-keys", "namespace": namespace}},
     )
     yield name
     objects.delete("marketsources", name)

@@ -195,7 +195,7 @@ class UploadStorage(Model):
 
 
 class VerifyProvider(StrEnum):
-    HELM = "helm"
+    PGP = "pgp"
     """Helm provenance files (.prov) signed with PGP; the keyring is in the Secret's `keyring`."""
     COSIGN = "cosign"
     """cosign key-based signatures of OCI artifacts; the public key is in the Secret's `cosign.pub`."""
@@ -204,7 +204,7 @@ class VerifyProvider(StrEnum):
 class Verify(Model):
     """Every chart of the source must carry a valid signature; one that does not is never installed."""
 
-    provider: VerifyProvider = Field(description="helm (provenance, PGP) or cosign (OCI).")
+    provider: VerifyProvider = Field(description="pgp (helm provenance files, for type helm) or cosign (for type oci).")
     secret_ref: SecretReference = Field(
         description="A Secret with the keys to trust: `keyring` (helm) or `cosign.pub` (cosign)."
     )

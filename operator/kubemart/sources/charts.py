@@ -80,7 +80,7 @@ class Charts:
         self, found: Source, verify: Verify, keyring: Keyring, version: AppVersion, path: Path, app: str
     ) -> None:
         label = f"{app} {version.version}".strip()
-        if verify.provider is VerifyProvider.HELM and isinstance(found, HelmHttpSource):
+        if verify.provider is VerifyProvider.PGP and isinstance(found, HelmHttpSource):
             if self._provenance.verified(_hex(path), keyring):
                 return  # no request at all: the mark is next to the archive
             provenance = await found.provenance(version, app=app)
@@ -103,7 +103,7 @@ class Charts:
         raise VerificationError(
             "VerificationUnsupported",
             f"spec.verify.provider {verify.provider.value} cannot check charts of this source's type: use "
-            "helm for type helm (provenance files) and cosign for type oci. Chart "
+            "pgp for type helm (provenance files) and cosign for type oci. Chart "
             f"{label} is not installed.",
         )
 

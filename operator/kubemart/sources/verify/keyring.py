@@ -22,7 +22,7 @@ from kubemart.sources.verify.errors import VerificationError
 
 MAX_KEYRING_BYTES = 256 * 1024
 """Largest keyring read (a keyring of a few public keys is a few KiB)."""
-KEY_FOR = {VerifyProvider.HELM: "keyring", VerifyProvider.COSIGN: "cosign.pub"}
+KEY_FOR = {VerifyProvider.PGP: "keyring", VerifyProvider.COSIGN: "cosign.pub"}
 
 _ARMOR = re.compile(
     rb"-----BEGIN PGP (?P<kind>PUBLIC KEY BLOCK|PRIVATE KEY BLOCK)-----\r?\n"

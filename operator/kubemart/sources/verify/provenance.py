@@ -91,7 +91,7 @@ class ProvenanceVerifier:
         self._timeout = timeout
 
     def verified(self, hexdigest: str, keyring: Keyring) -> bool:
-        return self.marks.verified(hexdigest, VerifyProvider.HELM, keyring.fingerprint)
+        return self.marks.verified(hexdigest, VerifyProvider.PGP, keyring.fingerprint)
 
     async def verify(
         self, *, archive: Path, hexdigest: str, label: str, provenance: Provenance, keyring: Keyring
@@ -151,7 +151,7 @@ class ProvenanceVerifier:
         await asyncio.to_thread(
             self.marks.record,
             hexdigest,
-            VerifyProvider.HELM,
+            VerifyProvider.PGP,
             keyring.fingerprint,
             {"signedBy": verified.signed_by, "key": verified.key_fingerprint, "provenance": prov_digest},
         )
