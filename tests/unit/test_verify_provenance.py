@@ -185,9 +185,7 @@ def test_a_signed_chart_verifies_once(signed: tuple[Path, SigningKey, SigningKey
     assert result is not None
     assert "Publisher" in result.signed_by  # type: ignore[attr-defined]
     assert verifier.verified(hexdigest, pgp_keyring(trusted.public))
-    assert Marks(path.parent).verified(
-        hexdigest, VerifyProvider.PGP, pgp_keyring(trusted.public).fingerprint
-    )
+    assert Marks(path.parent).verified(hexdigest, VerifyProvider.PGP, pgp_keyring(trusted.public).fingerprint)
     # Marked: no helm at all the second time (a helm that does not exist would fail).
     again = ProvenanceVerifier(Marks(path.parent), helm="/nonexistent/helm")
     assert run_verify(again, path, hexdigest, None, trusted.public) is None

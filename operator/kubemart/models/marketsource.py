@@ -204,7 +204,9 @@ class VerifyProvider(StrEnum):
 class Verify(Model):
     """Every chart of the source must carry a valid signature; one that does not is never installed."""
 
-    provider: VerifyProvider = Field(description="pgp (helm provenance files, for type helm) or cosign (for type oci).")
+    provider: VerifyProvider = Field(
+        description="pgp (helm provenance files, for type helm) or cosign (for type oci)."
+    )
     secret_ref: SecretReference = Field(
         description="A Secret with the keys to trust: `keyring` (helm) or `cosign.pub` (cosign)."
     )
