@@ -40,7 +40,7 @@ from kubemart.domain.catalog import valid_source_name
 from kubemart.domain.clip import clip
 from kubemart.domain.conditions import Summary
 from kubemart.domain.triggers import requested_at
-from kubemart.models.marketsource import MarketSource, MarketSourceStatus
+from kubemart.models.marketsource import MarketSource, MarketSourceStatus, SourceType
 from kubemart.models.resource import API_VERSION
 from kubemart.runtime import metrics
 from kubemart.runtime.controller import Key, Result, backoff, jittered
@@ -171,15 +171,17 @@ class CatalogSync:
         revision, cursor, charts = result.revision, result.cursor, result.charts
         notes, left_out = result.notes, result.skipped
         del result  # the parsed index is dropped as soon as the catalog is built
-        # Olares apps keep their metadata in the archive (catalog.olares_read says which are read).
-        read = await self._manifests.enrich(found, charts, every=source.spec.olares_manifests)
-        if read.failed:
-            self.events.warning(
-                body,
-                "ManifestsUnread",
-                f"{read.failed} chart archives could not be downloaded to read their OlaresManifest.yaml; "
-                "those apps show their Chart.yaml metadata until the next sync reads them.",
-            )
+        # Olares apps keep their metadata in the archive (catalog.olares_read says which are read). A
+        # git source read every manifest from its tree already: its archives are not opened again.
+        if source.spec.type is not SourceType.GIT:
+            read = await self._manifests.enrich(found, charts, every=source.spec.olares_manifests)
+            if read.failed:
+                self.events.warning(
+                    body,
+                    "ManifestsUnread",
+                    f"{read.failed} chart archives could not be downloaded to read their OlaresManifest.yaml; "
+                    "those apps show their Chart.yaml metadata until the next sync reads them.",
+                )
         try:
             # Building thousands of specs takes a while: not on the event loop.
             catalog = await offload(
