@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: setup tools venv chromium cluster cluster-down crds run test unit lint bench clean
+.PHONY: setup tools venv chromium debs cluster cluster-down crds run test unit lint bench clean
 
-setup: venv tools chromium
+setup: venv tools chromium debs
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,15 @@ chromium:
 	@command -v chromium >/dev/null || if [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "chromium is missing: install Debian's chromium (or set KUBEMART_CHROMIUM) for the dashboard test"; fi
+
+# git (git sources, the CLI the operator runs) and gpg (the tests sign charts): Debian's packages,
+# installed only when missing.
+debs:
+	@missing=""; command -v git >/dev/null || missing="$$missing git"; \
+	  test -x /usr/bin/gpg || missing="$$missing gnupg"; \
+	  if [ -z "$$missing" ]; then :; elif [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (install them for git sources and the signing tests)"; fi
 
 cluster: tools
 	hack/cluster.sh up
