@@ -99,11 +99,13 @@ def test_restart_when_idle_runs_no_helm_and_writes_nothing(
         install(objects, namespace, f"idle-{i}", source=catalog, app="hello")
     for i in range(3):
         wait_for(lambda i=i: running(objects, namespace, f"idle-{i}"), timeout=120, what=f"idle-{i} Running")
+    # Taken once the old process has stopped: a status write it still had in flight when the last app
+    # turned Running is not the restart's.
+    own_operator.stop()
     before = {
         a["metadata"]["name"]: a["metadata"]["resourceVersion"]
         for a in objects.list("appinstalls", namespace=namespace)
     }
-    own_operator.stop()
     own_operator.start()
     # Every app is reconciled once at start; wait until the new process has done that many.
     known = len(objects.list("appinstalls"))
