@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import re
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +22,45 @@ from support.repo import ChartRepo
 from support.wait import wait_for
 
 _operator_log_key = pytest.StashKey[tuple[OperatorProcess, int]]()
+_stderr_key = pytest.StashKey[int]()
+
+# pytest-timeout fails a test that runs past `timeout` (600 s) by a signal, once; something that
+# hangs again after that (a second wait in a teardown) would hold the run until CI's own limit.
+# Past this, every thread's stack goes to the real stderr, the local cluster is taken down and the
+# run stops.
+WATCHDOG_SECONDS = 900
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Capture is suspended here, so fd 2 is still the terminal (or CI's log), not a capture file.
+    config.stash[_stderr_key] = os.dup(2)
+
+
+def _give_up(stderr: int) -> None:
+    os.write(stderr, f"\nwatchdog: one test ran past {WATCHDOG_SECONDS}s; stopping the run\n".encode())
+    if os.environ.get("KUBEMART_TEST_CLUSTER") != "external":
+        subprocess.run(
+            [str(ROOT / "hack" / "cluster.sh"), "down"],
+            stdout=stderr,
+            stderr=stderr,
+            check=False,
+            timeout=120,
+        )
+    os._exit(1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    stderr = item.config.stash[_stderr_key]
+    faulthandler.dump_traceback_later(WATCHDOG_SECONDS, file=stderr)
+    timer = threading.Timer(WATCHDOG_SECONDS + 5, _give_up, args=(stderr,))
+    timer.daemon = True
+    timer.start()
+    try:
+        return (yield)
+    finally:
+        timer.cancel()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

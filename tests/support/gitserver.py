@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .tls_server import TestHTTPServer
+
 BACKEND = "/usr/lib/git-core/git-http-backend"
 GIT = shutil.which("git") or "/usr/bin/git"
 _ENV = {
@@ -136,32 +138,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+class _Server(TestHTTPServer):
+    def __init__(self, root: Path, tls: ssl.SSLContext | None) -> None:
+        super().__init__(_Handler, tls=tls)
         self.root = root
         self.requests = Requests()
         self.credentials: tuple[str, str] | None = None
         self.stall = 0.0
         self.released = threading.Event()
-        self.tls: ssl.SSLContext | None = None
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if isinstance(sys.exc_info()[1], ConnectionError | ssl.SSLError | TimeoutError):
-            return  # a client that gave up (killed at its deadline, or refused our certificate)
-        super().handle_error(request, client_address)
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
-        if self.tls is None:
-            return sock, addr
-        # The handshake happens in the request's own thread: a client that stalls in it or gives up
-        # (an untrusted certificate) never holds up the accept loop.
-        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
 
 class GitServer:
@@ -169,19 +153,17 @@ class GitServer:
 
     def __init__(self, root: Path, *, tls: tuple[Path, Path] | None = None) -> None:
         self.root = root
-        self._server = _Server(root)
+        ctx: ssl.SSLContext | None = None
         self.scheme = "http"
         if tls is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
-            self._server.tls = ctx
             self.scheme = "https"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server = _Server(root, ctx).start()
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def requests(self) -> Requests:
@@ -202,8 +184,7 @@ class GitServer:
 
     def close(self) -> None:
         self._server.released.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
 
 class GitRepo:

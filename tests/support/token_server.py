@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from .tls_server import TestHTTPServer
+
 SERVICE = "kubemart-test-registry"
 ISSUER = "kubemart-test-issuer"
 
@@ -66,11 +68,8 @@ class TokenServer:
         (root / "token-key.pem").write_bytes(key_pem)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(root / "token-cert.pem", root / "token-key.pem")
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.url = f"https://127.0.0.1:{server.server_address[1]}/token"
+        self._server = TestHTTPServer(self._handler(), tls=context).start()
+        self.url = f"https://127.0.0.1:{self._server.port}/token"
 
     def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
         outer = self
@@ -140,5 +139,4 @@ class TokenServer:
             return list(self.log)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()

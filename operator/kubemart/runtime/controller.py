@@ -83,6 +83,10 @@ class Controller:
         self._current: dict[Key, asyncio.Task[Result]] = {}
         self._current_body: dict[Key, Body] = {}
         self._closed = False
+        # A body recorded from a reconcile's own write can be the first news of a change made
+        # meanwhile (its watch event, older than the write, is then dropped as stale): it must wake
+        # the object's loop as an event would, for `needs` to judge.
+        self.store.on_record = self._recorded
 
     # --- fed by watch events -------------------------------------------------------------------
 
@@ -111,6 +115,11 @@ class Controller:
     def record(self, body: Body) -> bool:
         """Keep `body` as the newest unless it is older than the one known (see Store.record)."""
         return self.store.record(body)
+
+    def _recorded(self, key: Key) -> None:
+        wake = self._wake.get(key)
+        if wake is not None:
+            wake.set()
 
     def forget(self, key: Key) -> None:
         """The object is gone: stop its loop."""
@@ -197,7 +206,9 @@ class Controller:
             if body is None:
                 return
             metrics.RECONCILES.labels(self.name).inc()
-            task = asyncio.create_task(self._reconcile(key, body))
+            # A copy of the top level: what a pass sets in its body (the status it wrote) never
+            # changes the stored one behind the store's back.
+            task = asyncio.create_task(self._reconcile(key, dict(body)))
             self._current[key] = task
             self._current_body[key] = body
             try:

@@ -59,6 +59,8 @@ class Store:
     def __init__(self, indexes: dict[str, Index] | None = None) -> None:
         self.indexes = indexes or {}
         self._bodies: dict[Key, dict[str, Any]] = {}
+        self.on_record: Callable[[Key], None] | None = None
+        """Told of every body recorded as the newest (the controller, to look at it again)."""
 
     def record(self, body: dict[str, Any]) -> bool:
         """Keep `body` as the newest unless it is not newer than the one known; False if so.
@@ -74,6 +76,8 @@ class Store:
         self._bodies[key] = body
         for index in self.indexes.values():
             index.put(key, body)
+        if self.on_record is not None:
+            self.on_record(key)
         return True
 
     def forget(self, key: Key) -> None:

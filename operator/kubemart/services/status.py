@@ -39,7 +39,8 @@ async def write_status(
     """Patch `status` (with conditions saying `summary`) unless only timestamps would change.
 
     Returns True when the conditions changed, which is when an Event is worth posting. The written
-    object is fed back (`remember`, and `body` itself) so that no later step works from an older one.
+    status goes back into `body`, so that the pass's next write compares with it; the object the
+    server returned goes to `remember` (the kind's store), so that no later pass works from an older one.
     """
     before = type(status).model_validate(body.get("status") or {})
     meta = body["metadata"]
@@ -66,8 +67,11 @@ async def write_status(
         )
         return False
     if updated is not None:
+        # Only the status: the rest of this pass still judges the spec and generation it read. The
+        # server's answer may already carry a newer spec (a person's edit whose watch event is still
+        # on its way); taking its metadata would claim that generation observed by a pass that never
+        # saw it. The whole answer, consistent as the server sent it, goes to the store instead.
         body["status"] = updated.get("status") or {}
-        body["metadata"] = updated["metadata"]
         if remember is not None:
             remember(updated)
     return changed
