@@ -13,11 +13,13 @@ import pytest
 from kubernetes import client
 
 from support.apps import handled, install, request_reconcile, running
+from support.cluster import Cluster
 from support.gateway import Gateway
 from support.kube import Objects, condition, ready
 from support.operator_process import OperatorProcess
 from support.receiver import Receiver
 from support.wait import wait_for
+from test_health_checks import check
 from test_payments import buy, phase_is
 
 DOWN_SECONDS = float(os.environ.get("KUBEMART_TEST_RECEIVER_DOWN_SECONDS", "30"))
@@ -78,7 +80,9 @@ def test_installs_failures_and_drift_arrive_signed_filtered_and_never_from_anoth
     # A tenant asking for another namespace's Events gets its own only.
     sink(objects, other_namespace, "theirs", theirs.url, secretRef={"name": "hook"}, namespaces=[namespace])
     for ns, name in ((namespace, "all"), (namespace, "warnings"), (other_namespace, "theirs")):
-        wait_for(lambda ns=ns, name=name: sink_ready(objects, ns, name), timeout=30, what=f"sink {name} Ready")
+        wait_for(
+            lambda ns=ns, name=name: sink_ready(objects, ns, name), timeout=30, what=f"sink {name} Ready"
+        )
 
     install(objects, namespace, "web", source=catalog, app="hello")
     install(objects, other_namespace, "web", source=catalog, app="hello")
@@ -89,7 +93,9 @@ def test_installs_failures_and_drift_arrive_signed_filtered_and_never_from_anoth
     wait_for(lambda: running(objects, namespace, "web"), timeout=60, what="web Running")
     client.AppsV1Api(k8s).delete_namespaced_deployment("web", namespace)
     wait_for(lambda: mine.events(reason="DriftCorrected"), timeout=60, what="drift correction notified")
-    wait_for(lambda: theirs.events(name="web", reason="Installed"), timeout=120, what="their install notified")
+    wait_for(
+        lambda: theirs.events(name="web", reason="Installed"), timeout=120, what="their install notified"
+    )
 
     installed = mine.events(name="web", reason="Installed")[0]
     assert installed.headers["content-type"].startswith("application/cloudevents+json")
@@ -180,7 +186,9 @@ def test_a_receiver_down_then_slow_loses_nothing_keeps_order_and_slows_no_reconc
     reported_in = time.monotonic() - down_at
     failing = wait_for(
         lambda: (
-            (s := (objects.get("notificationsinks", "hook", namespace) or {}).get("status") or {}).get("failures")
+            (s := (objects.get("notificationsinks", "hook", namespace) or {}).get("status") or {}).get(
+                "failures"
+            )
             and s
         ),
         timeout=30,
@@ -219,3 +227,48 @@ def test_a_receiver_down_then_slow_loses_nothing_keeps_order_and_slows_no_reconc
     delivered = {i[:12] for i in hook.ids()}
     assert kube_events <= delivered, f"lost while down: {kube_events - delivered}"
     assert reported_in < 20 and late_in < 10, (reported_in, late_in)
+
+
+def test_sinks_say_what_to_fix_and_read_right_to_argo_cd_and_kstatus(
+    cluster: Cluster, k8s: client.ApiClient, objects: Objects, operator: OperatorProcess, namespace: str
+) -> None:
+    hook = Receiver()
+    try:
+        sink(objects, namespace, "ok", hook.url)
+        sink(objects, namespace, "nosecret", hook.url, secretRef={"name": "missing"})
+        sink(objects, namespace, "metadata", "http://169.254.169.254/latest")
+        sink(objects, namespace, "paused", hook.url, suspend=True)
+
+        def reason(name: str, want: str) -> dict[str, Any] | None:
+            obj = objects.get("notificationsinks", name, namespace)
+            return obj if (condition(obj) or {}).get("reason") == want else None
+
+        check(
+            cluster,
+            "notificationsink-ready",
+            wait_for(lambda: reason("ok", "Ready"), timeout=30, what="Ready"),
+        )
+        missing = wait_for(lambda: reason("nosecret", "SecretNotFound"), timeout=30, what="SecretNotFound")
+        assert "create it with key hmacKey or token" in condition(missing)["message"]  # type: ignore[index]
+        check(cluster, "notificationsink-secret-not-found", missing)
+        refused = wait_for(
+            lambda: reason("metadata", "AddressNotAllowed"), timeout=30, what="AddressNotAllowed"
+        )
+        assert condition(refused, "Stalled")["status"] == "True"  # type: ignore[index]
+        check(cluster, "notificationsink-address-not-allowed", refused)
+        check(
+            cluster,
+            "notificationsink-suspended",
+            wait_for(lambda: reason("paused", "Suspended"), timeout=30, what="Suspended"),
+        )
+        # The missing Secret appears (labelled, so watched): the sink is Ready without waiting for a retry.
+        client.CoreV1Api(k8s).create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name="missing", labels={"kubemart.io/watch": "true"}),
+                string_data={"token": "t"},
+            ),
+        )
+        wait_for(lambda: reason("nosecret", "Ready"), timeout=15, what="Ready once the Secret exists")
+    finally:
+        hook.close()

@@ -47,7 +47,6 @@ class Receiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-
             def log_message(self, fmt: str, *args: Any) -> None:
                 pass
 

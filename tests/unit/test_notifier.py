@@ -23,7 +23,9 @@ FILTERS = Filters(namespace="team-a", admin=False)
 
 
 def notice(i: int, namespace: str = "team-a") -> Notice:
-    return Notice(f"id-{i}", datetime.now(UTC), "AppInstall", namespace, f"app-{i}", "Installed", "Normal", "m")
+    return Notice(
+        f"id-{i}", datetime.now(UTC), "AppInstall", namespace, f"app-{i}", "Installed", "Normal", "m"
+    )
 
 
 def notifier(**settings: float) -> Notifier:

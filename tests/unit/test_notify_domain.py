@@ -9,14 +9,24 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kubemart.domain.notify import Filters, Notice, address_refused, cloud_event, signature, url_problem, wants
+from kubemart.domain.notify import (
+    Filters,
+    Notice,
+    address_refused,
+    cloud_event,
+    signature,
+    url_problem,
+    wants,
+)
 from kubemart.models.notificationsink import NotificationSinkSpec
 from kubemart.services.sinks import filters_of
 
 WHEN = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-def notice(namespace: str = "team-a", kind: str = "AppInstall", reason: str = "Installed", type_: str = "Normal") -> Notice:
+def notice(
+    namespace: str = "team-a", kind: str = "AppInstall", reason: str = "Installed", type_: str = "Normal"
+) -> Notice:
     return Notice("e1", WHEN, kind, namespace, "web", reason, type_, "Installed hello 0.1.0.")
 
 
@@ -33,14 +43,40 @@ ADMIN = Filters(namespace="kubemart-system", admin=True)
         pytest.param(ADMIN, notice("team-b"), True, id="admin sees every namespace"),
         pytest.param(ADMIN, notice("", kind="MarketSource"), True, id="admin sees cluster-scoped"),
         pytest.param(
-            Filters(namespace="x", admin=True, namespaces=frozenset({"team-a"})), notice("team-b"), False, id="admin namespaces filter"
+            Filters(namespace="x", admin=True, namespaces=frozenset({"team-a"})),
+            notice("team-b"),
+            False,
+            id="admin namespaces filter",
         ),
-        pytest.param(Filters(namespace="team-a", admin=False, kinds=frozenset({"Payment"})), notice(), False, id="kinds"),
-        pytest.param(Filters(namespace="team-a", admin=False, reasons=frozenset({"Installed"})), notice(), True, id="reason kept"),
-        pytest.param(Filters(namespace="team-a", admin=False, reasons=frozenset({"Refunded"})), notice(), False, id="reason dropped"),
-        pytest.param(Filters(namespace="team-a", admin=False, warnings_only=True), notice(), False, id="warnings only: Normal dropped"),
         pytest.param(
-            Filters(namespace="team-a", admin=False, warnings_only=True), notice(type_="Warning"), True, id="warnings only: Warning kept"
+            Filters(namespace="team-a", admin=False, kinds=frozenset({"Payment"})),
+            notice(),
+            False,
+            id="kinds",
+        ),
+        pytest.param(
+            Filters(namespace="team-a", admin=False, reasons=frozenset({"Installed"})),
+            notice(),
+            True,
+            id="reason kept",
+        ),
+        pytest.param(
+            Filters(namespace="team-a", admin=False, reasons=frozenset({"Refunded"})),
+            notice(),
+            False,
+            id="reason dropped",
+        ),
+        pytest.param(
+            Filters(namespace="team-a", admin=False, warnings_only=True),
+            notice(),
+            False,
+            id="warnings only: Normal dropped",
+        ),
+        pytest.param(
+            Filters(namespace="team-a", admin=False, warnings_only=True),
+            notice(type_="Warning"),
+            True,
+            id="warnings only: Warning kept",
         ),
     ],
 )
@@ -49,7 +85,9 @@ def test_who_hears_what(filters: Filters, n: Notice, wanted: bool) -> None:
 
 
 def test_a_tenants_namespaces_filter_cannot_reach_other_namespaces() -> None:
-    spec = NotificationSinkSpec.model_validate({"url": "https://hooks.example.com/x", "namespaces": ["team-b"]})
+    spec = NotificationSinkSpec.model_validate(
+        {"url": "https://hooks.example.com/x", "namespaces": ["team-b"]}
+    )
     tenant = filters_of("team-a", spec, admin_namespace="kubemart-system")
     assert not wants(tenant, notice("team-b"))
     assert wants(tenant, notice("team-a"))
