@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -20,6 +20,7 @@ from support.receiver import Receiver
 
 KEY = ("team-a", "hook")
 FILTERS = Filters(namespace="team-a", admin=False)
+SOON = 10.0
 
 
 def notice(i: int, namespace: str = "team-a") -> Notice:
@@ -33,11 +34,13 @@ def notifier(**settings: float) -> Notifier:
     return Notifier(None, cfg, Receivers(timeout=2.0, allow_private=True))  # type: ignore[arg-type]
 
 
-async def until(check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+async def until(check: Callable[[], object]) -> None:
+    """Until `check()` is true, at most SOON seconds (asyncio.timeout fails the test past it)."""
+    async with asyncio.timeout(SOON):
+        while True:  # the receiver runs in threads: polled, not awaited
+            if check():
+                return
+            await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -61,7 +64,9 @@ def test_down_receiver_gets_everything_in_order_when_back(receiver: Receiver) ->
         assert receiver.ids() == [f"id-{i}" for i in range(20)]
         assert all(r.signed for r in receiver.events())
         stats = n.stats(KEY)
-        assert stats is not None and stats["delivered"] == 20 and stats["failures"] == 0
+        assert stats is not None
+        assert stats["delivered"] == 20
+        assert stats["failures"] == 0
         assert stats["lastFailure"]["message"], stats
         await n.close()
 
