@@ -35,6 +35,8 @@ class Receiver:
         self.token = token
         self.delay = 0.0
         """Seconds each answer is held back: a slow receiver."""
+        self.answer = 202
+        """The status every accepted request gets (a 3xx comes with a Location to the receiver itself)."""
         self.received: list[Received] = []
         self.refused = 0
         self.lock = threading.Lock()
@@ -68,10 +70,12 @@ class Receiver:
                 attributes = dict(event.get_attributes())
                 with receiver.lock:
                     receiver.received.append(Received(attributes, data, headers, signed, time.monotonic()))
-                return self._answer(202)
+                return self._answer(receiver.answer)
 
             def _answer(self, code: int) -> None:
                 self.send_response(code)
+                if 300 <= code < 400:
+                    self.send_header("Location", receiver.url)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kubemart.adapters.receiver import Receivers
+from kubemart.adapters.receiver import ReceiverError, Receivers
 from kubemart.domain.notify import Filters, Notice
 from kubemart.runtime.settings import Settings
 from kubemart.services.notify import Notifier, Target
@@ -117,6 +117,40 @@ def test_deliveries_are_rate_limited(receiver: Receiver) -> None:
             n.publish(notice(i))
         await until(lambda: len(receiver.ids()) == 11)
         assert time.monotonic() - started >= 0.45, "11 at 20 a second take at least half a second"
+        await n.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254"])
+def test_a_tenants_url_cannot_reach_the_operators_own_network(receiver: Receiver, host: str) -> None:
+    async def main() -> None:
+        receivers = Receivers(timeout=2.0, allow_private=False)
+        with pytest.raises(ReceiverError) as caught:
+            await receivers.post(f"http://{host}:{receiver.port}/hook", {}, b"{}")
+        assert caught.value.reason == "AddressNotAllowed"
+        assert not caught.value.retryable
+        await receivers.close()
+
+    asyncio.run(main())
+    assert receiver.ids() == [], "nothing was sent"
+
+
+def test_a_redirect_is_not_followed_and_a_5xx_is_retried(receiver: Receiver) -> None:
+    async def main() -> None:
+        n = notifier()
+        n.configure(KEY, FILTERS, Target(receiver.url), {})
+        receiver.answer = 302
+        n.publish(notice(1))
+        await until(lambda: n.stats(KEY)["dropped"] == 1)  # type: ignore[index]
+        assert len(receiver.ids()) == 1, "asked once, the Location not followed"
+        assert "redirect" in n.stats(KEY)["lastFailure"]["message"]  # type: ignore[index]
+        receiver.answer = 503
+        n.publish(notice(2))
+        await until(lambda: len(receiver.ids()) >= 3)  # the same Event again
+        receiver.answer = 202
+        await until(lambda: n.stats(KEY)["delivered"] == 1)  # type: ignore[index]
+        assert set(receiver.ids()[1:]) == {"id-2"}
         await n.close()
 
     asyncio.run(main())

@@ -18,6 +18,9 @@ import httpx
 from kubemart import __version__
 from kubemart.domain.notify import address_refused
 
+MAX_POOLS = 256
+"""Host names with a connection pool kept; the least recently used beyond it is closed."""
+
 
 class ReceiverError(Exception):
     """`retryable`: try the same Event again later; otherwise the receiver refused it for good."""
@@ -35,16 +38,32 @@ class Receivers:
         self.timeout = timeout
         self.allow_private = allow_private
         self.max_bytes = max_bytes
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            follow_redirects=False,
-            headers={"User-Agent": f"kubemart/{__version__}"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-            trust_env=False,  # a proxy from the environment would bypass the address check
-        )
+        self._closing: set[asyncio.Task[None]] = set()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        """One connection pool per host name: pools are keyed by address, and a TLS connection made
+        for one name (its SNI, its certificate) must never carry a request for another."""
+
+    def _client(self, host: str) -> httpx.AsyncClient:
+        client = self._clients.pop(host, None)
+        if client is None:
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
+                follow_redirects=False,
+                headers={"User-Agent": f"kubemart/{__version__}"},
+                limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+                trust_env=False,  # a proxy from the environment would bypass the address check
+            )
+        self._clients[host] = client  # the most recently used last
+        while len(self._clients) > MAX_POOLS:
+            oldest = self._clients.pop(next(iter(self._clients)))
+            task = asyncio.get_running_loop().create_task(oldest.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return client
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await asyncio.gather(*(c.aclose() for c in self._clients.values()), *self._closing)
+        self._clients.clear()
 
     async def address(self, url: str) -> str:
         """The first address `url`'s host resolves to, if none is refused; ReceiverError otherwise."""
@@ -74,6 +93,7 @@ class Receivers:
         address = await self.address(url)
         parts = urlsplit(url)
         host = parts.hostname or ""
+        client = self._client(host)
         netloc = f"[{address}]" if ":" in address else address
         if parts.port:
             netloc += f":{parts.port}"
@@ -81,10 +101,10 @@ class Receivers:
         sent = {**headers, "Host": parts.netloc.rsplit("@", 1)[-1]}
         try:
             async with asyncio.timeout(self.timeout):
-                request = self._client.build_request(
+                request = client.build_request(
                     "POST", pinned, content=body, headers=sent, extensions={"sni_hostname": host}
                 )
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     read = 0
                     async for chunk in response.aiter_raw():

@@ -94,6 +94,7 @@ class Notifier:
                 sink.dropped += 1  # deque drops the oldest on append
                 sink.dirty = True
             sink.queue.append(notice)
+            sink.dirty = True  # status.queued
             sink.wake.set()
 
     # --- fed by the sink reconcile -------------------------------------------------------------
