@@ -21,6 +21,7 @@ from kubemart.adapters.kube import Kube, KubeError, NotificationSinkResource
 from kubemart.adapters.receiver import ReceiverError, Receivers
 from kubemart.domain.clip import clip
 from kubemart.domain.notify import SIGNATURE_HEADER, Filters, Notice, cloud_event, signature, wants
+from kubemart.runtime import metrics
 from kubemart.runtime.controller import Key, backoff
 from kubemart.runtime.settings import Settings
 
@@ -92,6 +93,7 @@ class Notifier:
                 continue
             if len(sink.queue) == sink.queue.maxlen:
                 sink.dropped += 1  # deque drops the oldest on append
+                metrics.NOTIFICATIONS.labels("dropped").inc()
                 sink.dirty = True
             sink.queue.append(notice)
             sink.dirty = True  # status.queued
@@ -177,6 +179,7 @@ class Notifier:
         return headers, body
 
     def _failed(self, sink: Sink, message: str) -> None:
+        metrics.NOTIFICATIONS.labels("failed").inc()
         sink.failures += 1
         sink.last_failure = {"time": _stamp(datetime.now(UTC)), "message": clip(message, 1000)}
         sink.dirty = True
@@ -184,6 +187,7 @@ class Notifier:
     def _done(self, sink: Sink, notice: Notice, *, delivered: bool) -> None:
         if sink.queue and sink.queue[0] is notice:  # unless the overflow dropped it meanwhile
             sink.queue.popleft()
+        metrics.NOTIFICATIONS.labels("delivered" if delivered else "dropped").inc()
         if delivered:
             sink.delivered += 1
         else:
