@@ -289,3 +289,40 @@ def test_sinks_say_what_to_fix_and_read_right_to_argo_cd_and_kstatus(
         wait_for(lambda: reason("nosecret", "Ready"), timeout=15, what="Ready once the Secret exists")
     finally:
         hook.close()
+
+
+def test_catalog_events_reach_only_the_admin_namespaces_sinks(
+    objects: Objects, operator: OperatorProcess, namespace: str, receivers: list[Receiver]
+) -> None:
+    # The test operator runs outside a pod: its admin namespace is `default`.
+    admin, tenant = Receiver(), Receiver()
+    receivers += [admin, tenant]
+    name = f"t-notify-{uuid.uuid4().hex[:6]}"
+    sink(objects, "default", name, admin.url, kinds=["MarketSource"], severity="Warning")
+    sink(objects, namespace, "tenant", tenant.url)
+    try:
+        wait_for(lambda: sink_ready(objects, "default", name), timeout=30, what="admin sink Ready")
+        wait_for(lambda: sink_ready(objects, namespace, "tenant"), timeout=30, what="tenant sink Ready")
+        objects.create(
+            "marketsources",
+            {
+                "kind": "MarketSource",
+                "metadata": {"name": name},
+                "spec": {"url": "http://127.0.0.1:9/charts"},
+            },
+        )
+        got = wait_for(
+            lambda: admin.events(name=name), timeout=60, what="the catalog's failure at the admin sink"
+        )
+        assert got[0].data["namespace"] == ""
+        assert got[0].attributes["source"] == f"/marketsource/{name}"
+        assert got[0].data["type"] == "Warning"
+        # A later Event of the tenant's own: its sink delivers in order, so had the catalog's Event been
+        # queued for it, it would have arrived first.
+        install(objects, namespace, "later", source="no-such-source", app="hello")
+        wait_for(lambda: tenant.events(name="later"), timeout=30, what="the tenant's own later Event")
+        assert all(r.data["namespace"] == namespace for r in tenant.events()), tenant.dump()
+        assert not tenant.events(name=name)
+    finally:
+        objects.delete("marketsources", name)
+        objects.delete("notificationsinks", name, "default")
