@@ -41,18 +41,22 @@ class EventRecorder:
         uid, when = uuid.uuid4().hex, datetime.now(UTC)
         if self.notify is not None:
             meta = body.get("metadata", {})
-            self.notify(
-                Notice(
-                    id=uid,
-                    time=when,
-                    kind=str(body.get("kind") or ""),
-                    namespace=str(meta.get("namespace") or ""),
-                    name=str(meta.get("name") or ""),
-                    reason=reason,
-                    type=type_,
-                    message=message[:1024],
-                )
+            notice = Notice(
+                id=uid,
+                time=when,
+                kind=str(body.get("kind") or ""),
+                namespace=str(meta.get("namespace") or ""),
+                name=str(meta.get("name") or ""),
+                reason=reason,
+                type=type_,
+                message=message[:1024],
             )
+            try:
+                self.notify(notice)
+            except Exception:  # a notification is never worth failing the reconcile that posted it
+                log.exception(
+                    "event %s on %s/%s not queued for notification", reason, notice.namespace, notice.name
+                )
         task = asyncio.create_task(self._send(body, type_, reason, message, uid, when))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
