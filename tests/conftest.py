@@ -124,6 +124,11 @@ def operator_session(
             "KUBEMART_CHART_CACHE_DIR": str(tmp_path_factory.mktemp("charts")),
             # Some scenarios install into a second namespace; tests/test_tenancy.py checks the default policy.
             "KUBEMART_ALLOW_CROSS_NAMESPACE": "true",
+            # NotificationSinks post to receivers on 127.0.0.1 over http (tests/test_notifications.py);
+            # a receiver that comes back is retried within 2 s.
+            "KUBEMART_NOTIFY_ALLOW_PRIVATE": "true",
+            "KUBEMART_NOTIFY_ALLOW_HTTP": "true",
+            "KUBEMART_NOTIFY_BACKOFF_MAX": "2",
         },
     )
     op.start()

@@ -23,7 +23,12 @@ from support.repo import ChartRepo
 from support.wait import wait_for
 from test_payments import buy, phase_is
 
-PLURALS = {"AppInstall": "appinstalls", "Payment": "payments", "MarketSource": "marketsources"}
+PLURALS = {
+    "AppInstall": "appinstalls",
+    "Payment": "payments",
+    "MarketSource": "marketsources",
+    "NotificationSink": "notificationsinks",
+}
 
 
 def check(cluster: Cluster, name: str, obj: dict[str, Any]) -> None:

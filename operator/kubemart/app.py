@@ -13,6 +13,7 @@ from typing import Any
 
 from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Body, Kube
+from kubemart.adapters.receiver import Receivers
 from kubemart.catalog.sync import CatalogSync
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.release import claims
@@ -27,8 +28,10 @@ from kubemart.runtime.settings import Settings
 from kubemart.services.correction import Corrector
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
+from kubemart.services.notify import Notifier
 from kubemart.services.payments import Payments
 from kubemart.services.runtime_view import RuntimeView
+from kubemart.services.sinks import Sinks
 from kubemart.services.webhook_server import WebhookServer
 from kubemart.sources.charts import Charts
 
@@ -65,6 +68,16 @@ def source_indexes() -> dict[str, Index]:
     return {"upload": Index(upload_namespace)}
 
 
+def sink_indexes() -> dict[str, Index]:
+    """NotificationSinks by the Secret they read, so a labelled Secret's change wakes them."""
+
+    def secret(body: dict[str, Any]) -> list[Hashable]:
+        ref = (body.get("spec") or {}).get("secretRef") or {}
+        return [((body.get("metadata") or {}).get("namespace"), ref["name"])] if ref.get("name") else []
+
+    return {"secret": Index(secret)}
+
+
 @dataclass
 class App:
     settings: Settings
@@ -80,10 +93,19 @@ class App:
     webhooks: WebhookServer
     drift: DriftWatcher
     runtime: RuntimeServer
+    notifier: Notifier
+    sinks: Controller
 
     @classmethod
     def build(cls, settings: Settings, kube: Kube, *, namespaces: list[str] | None = None) -> App:
-        events = EventRecorder(kube)
+        receivers = Receivers(timeout=settings.notify_timeout, allow_private=settings.notify_allow_private)
+        notifier = Notifier(kube, settings, receivers)
+        events = EventRecorder(kube, notify=notifier.publish)
+        sink_store = Store(sink_indexes())
+        sink_reconciler = Sinks(kube, settings, notifier, receivers, events, remember=sink_store.record)
+        sinks = Controller(
+            "notificationsink", sink_reconciler.reconcile, needs=needs_reconcile, store=sink_store
+        )
         source_store = Store(source_indexes())
         catalog = CatalogSync(kube, settings, events, remember=source_store.record)
         sources = Controller("marketsource", catalog.reconcile, needs=needs_reconcile, store=source_store)
@@ -137,6 +159,8 @@ class App:
             webhooks=webhooks,
             drift=drift,
             runtime=RuntimeServer(view.state),
+            notifier=notifier,
+            sinks=sinks,
         )
 
     async def start(
@@ -149,6 +173,7 @@ class App:
         elif cfg.webhook_port:
             await self.webhooks.start(cfg.webhook_port, host=cfg.webhook_bind_address, limits=limits)
         self.drift.start()
+        self.notifier.start()
         if metrics_socket is not None:
             await self.runtime.start_on(metrics_socket, limits)
         elif cfg.metrics_port:
@@ -161,7 +186,9 @@ class App:
         await self.webhooks.close()
         await self.apps.close()
         await self.pays.close()
+        await self.sinks.close()
         await self.events.close()
+        await self.notifier.close()  # after the last Events: their final counts are written
         await self.kube.close()
 
     # --- what events concern -------------------------------------------------------------------

@@ -135,6 +135,17 @@ async def marketapp_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
     app.apps.wake(app.apps_of_app(str(spec.get("source")), str(spec.get("app"))))
 
 
+@kopf.on.event(GROUP, VERSION, "notificationsinks")
+async def notificationsink_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    app: App = memo.app
+    obj: dict[str, Any] = dict(event["object"])
+    if event["type"] == "DELETED":
+        app.sinks.forget(key_of(obj))
+        app.notifier.forget(key_of(obj))
+        return
+    app.sinks.observe(obj)
+
+
 def _values_event(kind: str, event: kopf.RawEvent, memo: kopf.Memo) -> None:
     app: App = memo.app
     metrics.WATCHED_VALUES_EVENTS.labels(kind).inc()
@@ -156,6 +167,7 @@ async def secret_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     app: App = memo.app
     meta = event["object"].get("metadata") or {}
     app.pays.wake(app.payments.secret_changed(meta.get("namespace", ""), meta.get("name", "")))
+    app.sinks.wake(app.sinks.store.lookup("secret", (meta.get("namespace"), meta.get("name"))))
 
 
 @kopf.on.event("v1", "secrets", labels={UPLOAD_LABEL: UPLOAD_LABEL_VALUE})

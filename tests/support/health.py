@@ -51,6 +51,10 @@ EXPECTED: dict[str, Expect] = {
     "marketsource-ready": Expect("MarketSource", "Healthy", "Current"),
     "marketsource-unreachable": Expect("MarketSource", "Degraded", "InProgress"),
     "marketsource-suspended": Expect("MarketSource", "Suspended", "InProgress"),
+    "notificationsink-ready": Expect("NotificationSink", "Healthy", "Current"),
+    "notificationsink-secret-not-found": Expect("NotificationSink", "Degraded", "InProgress"),
+    "notificationsink-address-not-allowed": Expect("NotificationSink", "Degraded", "Failed"),
+    "notificationsink-suspended": Expect("NotificationSink", "Suspended", "InProgress"),
 }
 
 

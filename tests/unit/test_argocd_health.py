@@ -19,7 +19,7 @@ import yaml
 from support.cluster import BIN
 from support.health import DOCS, EXPECTED, FIXTURES, argo_health, fixture_path, kstatus
 
-KINDS = ("AppInstall", "MarketSource", "Payment")
+KINDS = ("AppInstall", "MarketSource", "Payment", "NotificationSink")
 
 needs_tools = pytest.mark.skipif(
     not (BIN / "luahealth").exists() or not (BIN / "kstatus").exists(),

@@ -65,10 +65,10 @@ watched namespace's Role (namespaced mode). docs/security.md#rbac explains each.
 */}}
 {{- define "kubemart.namespacedRules" -}}
 - apiGroups: [kubemart.io]
-  resources: [appinstalls, payments]
+  resources: [appinstalls, payments, notificationsinks]
   verbs: [get, list, watch, patch, update]
 - apiGroups: [kubemart.io]
-  resources: [appinstalls/status, payments/status]
+  resources: [appinstalls/status, payments/status, notificationsinks/status]
   verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [secrets]

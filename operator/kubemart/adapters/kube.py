@@ -32,6 +32,7 @@ MarketSourceResource = create_global_resource(GROUP, VERSION, "MarketSource", "m
 MarketAppResource = create_global_resource(GROUP, VERSION, "MarketApp", "marketapps")
 AppInstallResource = create_namespaced_resource(GROUP, VERSION, "AppInstall", "appinstalls")
 PaymentResource = create_namespaced_resource(GROUP, VERSION, "Payment", "payments")
+NotificationSinkResource = create_namespaced_resource(GROUP, VERSION, "NotificationSink", "notificationsinks")
 
 Body = dict[str, Any]
 

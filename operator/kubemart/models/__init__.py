@@ -3,9 +3,20 @@
 from kubemart.models.appinstall import AppInstall
 from kubemart.models.marketapp import MarketApp
 from kubemart.models.marketsource import MarketSource
+from kubemart.models.notificationsink import NotificationSink
 from kubemart.models.payment import Payment
 from kubemart.models.resource import GROUP, VERSION, Resource
 
-RESOURCES: tuple[type[Resource], ...] = (MarketSource, MarketApp, AppInstall, Payment)
+RESOURCES: tuple[type[Resource], ...] = (MarketSource, MarketApp, AppInstall, Payment, NotificationSink)
 
-__all__ = ["GROUP", "RESOURCES", "VERSION", "AppInstall", "MarketApp", "MarketSource", "Payment", "Resource"]
+__all__ = [
+    "GROUP",
+    "RESOURCES",
+    "VERSION",
+    "AppInstall",
+    "MarketApp",
+    "MarketSource",
+    "NotificationSink",
+    "Payment",
+    "Resource",
+]

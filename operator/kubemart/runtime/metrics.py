@@ -22,6 +22,11 @@ OPERATION_SECONDS = Histogram(
 )
 RECONCILES = Counter("kubemart_reconciles", "Reconciles run, by kind.", ["kind"])
 CORRECTIONS = Counter("kubemart_corrections", "Drift corrections made to apps' objects.")
+NOTIFICATIONS = Counter(
+    "kubemart_notifications",
+    "Notification attempts to sinks: delivered, failed (retried) or dropped (queue full, refused).",
+    ["result"],
+)
 CATALOG_WRITES = Counter("kubemart_catalog_writes", "MarketApp writes and deletes made by catalog syncs.")
 WATCHED_VALUES_EVENTS = Counter(
     "kubemart_watched_values_events",

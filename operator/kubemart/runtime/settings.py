@@ -15,6 +15,15 @@ def _default_helm() -> str:
     return shutil.which("helm") or "helm"
 
 
+def _own_namespace() -> str:
+    """The pod's namespace in a cluster; `default` outside one."""
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    try:
+        return path.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
 def _default_cosign() -> str:
     return shutil.which("cosign") or "cosign"
 
@@ -137,4 +146,28 @@ class Settings(BaseSettings):
     allow_cross_namespace: bool = Field(
         default=False,
         description="Allow any spec.targetNamespace; otherwise only the app's service account's own reach.",
+    )
+    # NotificationSinks (docs/notifications.md): the URL is tenant input, so private targets are refused.
+    notify_allow_private: bool = Field(
+        default=False,
+        description="Allow sink URLs that resolve to loopback, link-local or private addresses (tests, labs).",
+    )
+    notify_allow_http: bool = Field(default=False, description="Allow http:// sink URLs (not only https://).")
+    notify_admin_namespace: str = Field(
+        default_factory=_own_namespace,
+        description="Sinks in this namespace may receive every namespace's Events and the cluster-scoped "
+        "kinds'; sinks elsewhere only their own namespace's.",
+    )
+    notify_queue_size: int = Field(
+        default=1000, ge=1, description="Events queued per sink; the oldest drop first."
+    )
+    notify_rate: float = Field(default=20.0, gt=0, description="Most deliveries per second to one sink.")
+    notify_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one delivery may take, answer included."
+    )
+    notify_backoff_max: float = Field(
+        default=60.0, gt=0, description="Longest wait between retries of a receiver that fails."
+    )
+    notify_status_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between writes of a sink's delivery status."
     )

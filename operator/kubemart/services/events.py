@@ -10,20 +10,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from lightkube.resources.core_v1 import Event
 
 from kubemart.adapters.kube import Kube, KubeError
+from kubemart.domain.notify import Notice
 from kubemart.runtime import logs
 
 log = logging.getLogger("kubemart.events")
 
 
 class EventRecorder:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, *, notify: Callable[[Notice], None] | None = None) -> None:
         self.kube = kube
+        self.notify = notify
+        """Told of every Event as it is posted, in order (services.notify queues it for sinks)."""
         self._pending: set[asyncio.Task[None]] = set()
 
     def normal(self, body: dict[str, Any], reason: str, message: str) -> None:
@@ -33,20 +37,42 @@ class EventRecorder:
         self._post(body, "Warning", reason, message)
 
     def _post(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        task = asyncio.create_task(self._send(body, type_, reason, message))
+        # One id for the Event and its notifications: receivers dedupe retries by it.
+        uid, when = uuid.uuid4().hex, datetime.now(UTC)
+        if self.notify is not None:
+            meta = body.get("metadata", {})
+            notice = Notice(
+                id=uid,
+                time=when,
+                kind=str(body.get("kind") or ""),
+                namespace=str(meta.get("namespace") or ""),
+                name=str(meta.get("name") or ""),
+                reason=reason,
+                type=type_,
+                message=message[:1024],
+            )
+            try:
+                self.notify(notice)
+            except Exception:  # a notification is never worth failing the reconcile that posted it
+                log.exception(
+                    "event %s on %s/%s not queued for notification", reason, notice.namespace, notice.name
+                )
+        task = asyncio.create_task(self._send(body, type_, reason, message, uid, when))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _send(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+    async def _send(
+        self, body: dict[str, Any], type_: str, reason: str, message: str, uid: str, when: datetime
+    ) -> None:
         meta = body.get("metadata", {})
         # Events of cluster-scoped objects live in `default`, as kubectl describe expects.
         namespace = meta.get("namespace") or "default"
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        now = when.isoformat().replace("+00:00", "Z")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta.get('name', 'object')}.{uuid.uuid4().hex[:12]}",
+                "name": f"{meta.get('name', 'object')}.{uid[:12]}",
                 "namespace": namespace,
             },
             "involvedObject": {
