@@ -1,0 +1,161 @@
+"""Apps that need more than the cluster has wait, with the numbers, and install by themselves when it grows.
+
+Against the real API server, helm and kwok nodes of known capacity and architecture: the cluster's
+nodes (kwok's, 32 CPUs and 256Gi each, amd64) are too small for one app and of the wrong architecture
+for another; `kwokctl scale node` then adds a node big enough, of the other architecture, and both
+install without anyone touching them. A chart whose kubeVersion excludes the cluster is Stalled.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from support.apps import create_source, install, running
+from support.cluster import BIN, ROOT, Cluster
+from support.kube import Objects, condition, ready
+from support.operator_process import OperatorProcess
+from support.repo import ChartRepo
+from support.wait import wait_for
+from test_health_checks import check
+
+BIG = {"kubemart.io/requirements": "{cpu: '100', memory: 300Gi}"}
+ARM = {"kubemart.io/requirements": "{cpu: 500m, architectures: [arm64]}"}
+
+
+def kwokctl(cluster: Cluster, *args: str) -> None:
+    """The local cluster's kwokctl (hack/cluster.sh keeps its state under the cluster's directory)."""
+    state = Path(os.environ.get("KUBEMART_CLUSTER_DIR") or ROOT / ".cluster")
+    name = os.environ.get("KUBEMART_CLUSTER_NAME", "kubemart")
+    env = {**cluster.env(), "KWOK_WORKDIR": str(state / "kwok")}
+    subprocess.run(
+        [str(BIN / "kwokctl"), "--name", name, *args], env=env, check=True, capture_output=True, timeout=60
+    )
+
+
+@pytest.fixture
+def scaled_nodes(cluster: Cluster, k8s: client.ApiClient) -> Iterator[Any]:
+    """Adds one kwok node (cpu, memory, arch) on demand; scales back to the nodes there were after."""
+    if cluster.external:
+        pytest.skip("adds nodes with the local cluster's kwokctl")
+    core = client.CoreV1Api(k8s)
+    scaled = core.list_node(label_selector="kwok.x-k8s.io/kwokctl-scale=node").items
+    before = len(scaled)
+    added: list[str] = []
+
+    def add(*, cpu: str, memory: str, arch: str) -> None:
+        kwokctl(
+            cluster,
+            "scale",
+            "node",
+            "--replicas",
+            str(before + 1),
+            "--param",
+            f'.allocatable.cpu="{cpu}"',
+            "--param",
+            f'.allocatable.memory="{memory}"',
+            "--param",
+            f'.nodeInfo.architecture="{arch}"',
+        )
+        added.append(arch)
+
+    yield add
+    if added:
+        kwokctl(cluster, "scale", "node", "--replicas", str(before))
+        wait_for(
+            lambda: len(core.list_node(label_selector="kwok.x-k8s.io/kwokctl-scale=node").items) == before,
+            timeout=30,
+            what="the added node gone",
+        )
+
+
+def reason_is(objects: Objects, namespace: str, name: str, reason: str, type_: str = "Ready") -> Any:
+    obj = objects.get("appinstalls", name, namespace)
+    c = condition(obj, type_)
+    if c and c["status"] in ("True", "False") and c["reason"] == reason:
+        return obj
+    return None
+
+
+def releases(cluster: Cluster, namespace: str) -> list[str]:
+    return cluster.run("helm", "list", "-n", namespace, "-a", "-q").stdout.split()
+
+
+def test_apps_too_big_or_of_another_architecture_wait_and_install_by_themselves_when_a_node_fits(
+    cluster: Cluster,
+    objects: Objects,
+    operator: OperatorProcess,
+    chart_repo: ChartRepo,
+    namespace: str,
+    scaled_nodes: Any,
+) -> None:
+    source = f"t-{uuid.uuid4().hex[:8]}"
+    chart_repo.add_chart("big", "1.0.0", annotations=BIG, reindex=False)
+    chart_repo.add_chart("armonly", "1.0.0", annotations=ARM, reindex=False)
+    chart_repo.add_chart("future", "1.0.0", kube_version=">=9.0.0-0")
+    create_source(objects, source, chart_repo.url)
+    try:
+        wait_for(lambda: ready(objects.get("marketsources", source)), timeout=60, what="source Ready")
+        install(objects, namespace, "big", source=source, app="big")
+        install(objects, namespace, "armonly", source=source, app="armonly")
+        install(objects, namespace, "future", source=source, app="future")
+
+        big = wait_for(
+            lambda: reason_is(objects, namespace, "big", "InsufficientResources"),
+            timeout=60,
+            what="big waits",
+        )
+        message = condition(big)["message"]  # type: ignore[index]
+        assert "big needs cpu 100, memory 300Gi free on one node" in message, message
+        assert "node-000000 cpu 32, memory 256Gi" in message, message
+        assert big["status"]["phase"] == "Pending"
+        check(cluster, "appinstall-insufficient-resources", big)
+        arm = wait_for(
+            lambda: reason_is(objects, namespace, "armonly", "InsufficientResources"),
+            timeout=60,
+            what="arm waits",
+        )
+        assert "runs on arm64 only" in condition(arm)["message"]  # type: ignore[index]
+        assert "(nodes have: amd64" in condition(arm)["message"]  # type: ignore[index]
+        future = wait_for(
+            lambda: reason_is(objects, namespace, "future", "KubeVersionUnsupported", "Stalled"),
+            timeout=60,
+            what="future Stalled",
+        )
+        assert "requires Kubernetes >=9.0.0-0" in condition(future)["message"]  # type: ignore[index]
+        check(cluster, "appinstall-kube-version-unsupported", future)
+        wait_for(
+            lambda: any(
+                t == "Warning" and r == "InsufficientResources"
+                for t, r, _ in objects.events_for("big", namespace)
+            ),
+            timeout=30,
+            what="an InsufficientResources Event",
+        )
+        assert releases(cluster, namespace) == [], "no helm ran for an app that does not fit"
+        generations = {
+            n: objects.get("appinstalls", n, namespace)["metadata"]["generation"] for n in ("big", "armonly")
+        }  # type: ignore[index]
+
+        # A node with room for both, of the architecture one of them needs: they install by themselves.
+        scaled_nodes(cpu="128", memory="512Gi", arch="arm64")
+        for name in ("big", "armonly"):
+            done = wait_for(lambda n=name: running(objects, namespace, n), timeout=60, what=f"{name} Running")
+            assert done["metadata"]["generation"] == generations[name]
+            assert not (done["metadata"].get("annotations") or {}).get("kubemart.io/reconcile-requested-at")
+            assert done["status"]["requirements"]["cpu"] in ("100", "500m")
+        assert sorted(releases(cluster, namespace)) == ["armonly", "big"]
+        for name in ("big", "armonly", "future"):
+            objects.delete("appinstalls", name, namespace)
+        wait_for(
+            lambda: not objects.list("appinstalls", namespace=namespace), timeout=60, what="apps uninstalled"
+        )
+    finally:
+        objects.delete("marketsources", source)
