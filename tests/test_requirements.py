@@ -159,3 +159,53 @@ def test_apps_too_big_or_of_another_architecture_wait_and_install_by_themselves_
         )
     finally:
         objects.delete("marketsources", source)
+
+
+def test_an_upgrade_that_asks_more_than_any_node_has_waits_and_the_running_app_is_left_running(
+    cluster: Cluster, objects: Objects, operator: OperatorProcess, chart_repo: ChartRepo, namespace: str
+) -> None:
+    source = f"t-{uuid.uuid4().hex[:8]}"
+    chart_repo.add_chart("grow", "1.0.0", annotations={"kubemart.io/requirements": "{cpu: '1'}"})
+    create_source(objects, source, chart_repo.url)
+    try:
+        wait_for(lambda: ready(objects.get("marketsources", source)), timeout=60, what="source Ready")
+        install(objects, namespace, "grow", source=source, app="grow", version="1.0.0")
+        first = wait_for(lambda: running(objects, namespace, "grow"), timeout=60, what="grow Running")
+        assert first["status"]["requirements"] == {"cpu": "1", "architectures": []}
+
+        # Version 2 asks 100 CPUs: 99 more than the installed one holds, more than any node has free.
+        chart_repo.add_chart("grow", "2.0.0", annotations={"kubemart.io/requirements": "{cpu: '100'}"})
+        objects.patch(
+            "marketsources",
+            source,
+            {"metadata": {"annotations": {"kubemart.io/reconcile-requested-at": "1"}}},
+        )
+        wait_for(
+            lambda: (
+                (objects.get("marketapps", f"{source}.grow") or {}).get("spec", {}).get("latestVersion")
+                == "2.0.0"
+            ),
+            timeout=60,
+            what="version 2 in the catalog",
+        )
+        objects.patch("appinstalls", "grow", {"spec": {"version": "2.0.0"}}, namespace)
+        waiting = wait_for(
+            lambda: reason_is(objects, namespace, "grow", "InsufficientResources"),
+            timeout=60,
+            what="upgrade waits",
+        )
+        assert "grow needs cpu 99 free on one node" in condition(waiting)["message"]  # type: ignore[index]
+        assert waiting["status"]["phase"] == "Running"
+        assert waiting["status"]["installedVersion"] == "1.0.0"
+        history = cluster.run("helm", "history", "grow", "-n", namespace, "-o", "json").stdout
+        assert history.count('"revision"') == 1, "no helm upgrade ran"
+
+        # Back to the installed version: nothing to check, Ready again.
+        objects.patch("appinstalls", "grow", {"spec": {"version": "1.0.0"}}, namespace)
+        wait_for(lambda: running(objects, namespace, "grow"), timeout=60, what="grow Running again")
+        objects.delete("appinstalls", "grow", namespace)
+        wait_for(
+            lambda: not objects.list("appinstalls", namespace=namespace), timeout=60, what="app uninstalled"
+        )
+    finally:
+        objects.delete("marketsources", source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,10 @@ from kubemart.domain.capacity import (
     quantity,
 )
 from kubemart.models.marketapp import Requirements
+from kubemart.release.decide import decide
+from kubemart.release.outcome import Outcome
+from kubemart.release.summarize import RESYNC, summarize
+from support.release_states import NOW, state
 
 GI = 1 << 30
 
@@ -245,3 +250,32 @@ SMALL = Requirements(cpu="1")
 def test_judge(inputs: FitInputs, installed: bool, blocked: str | None) -> None:
     verdict = judge(inputs, app="web", installed=installed)
     assert (verdict.reason if verdict else None) == blocked
+
+
+def test_waiting_for_capacity_is_reported_and_woken_by_an_event_not_backoff() -> None:
+    given = state(fit=FitInputs(requirements=Requirements(cpu="9"), capacity=CAP))
+    decision = decide(given, now=NOW)
+    report = summarize(given, decision, Outcome(), now=datetime.now(UTC), history_limit=10)
+    assert (report.summary.ready, report.summary.reason, report.summary.stalled) == (
+        False,
+        INSUFFICIENT,
+        False,
+    )
+    assert report.status.phase is not None
+    assert report.status.phase.value == "Pending"
+    assert report.next == RESYNC  # the capacity watch wakes it; the resync is only a safety net
+    assert [(n.type, n.reason) for n in report.notes] == [("Warning", INSUFFICIENT)]
+
+
+def test_an_install_records_the_requirements_it_was_checked_against() -> None:
+    given = state(fit=FitInputs(requirements=SMALL, capacity=CAP))
+    decision = decide(given, now=NOW)
+    report = summarize(given, decision, Outcome(), now=datetime.now(UTC), history_limit=10)
+    assert report.status.requirements == SMALL
+    none_declared = state(fit=FitInputs(capacity=CAP))
+    report = summarize(
+        none_declared, decide(none_declared, now=NOW), Outcome(), now=datetime.now(UTC), history_limit=10
+    )
+    assert report.status.requirements == Requirements(), (
+        "recorded as none, so that a later version's are checked"
+    )

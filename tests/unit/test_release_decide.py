@@ -309,6 +309,11 @@ CASES = [
         state(rel=release(), status=IN_SYNC, fit=GREW), Action.STEADY, id="running app is never blocked"
     ),
     pytest.param(
+        state(rel=release(), status={**OUT_OF_SYNC, "installedVersion": "1.2.0"}, fit=GREW),
+        Action.UPGRADE,
+        id="new values for the installed version are not checked",
+    ),
+    pytest.param(
         state(rel=release("failed"), status=IN_SYNC, fit=GREW),
         Action.REMEDIATE,
         id="remediation is never blocked",

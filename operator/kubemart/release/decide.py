@@ -82,10 +82,17 @@ def to_correct(state: ReleaseState) -> bool:
 def does_not_fit(state: ReleaseState) -> Decision | None:
     """Pure: the install or upgrade waits, without running helm, when the app's requirements find no
     node or its chart's kubeVersion excludes the cluster (docs/requirements.md); None: it may go on.
-    A running app is never blocked: only what an upgrade asks beyond the installed version counts."""
+    A running app is never blocked: only what an upgrade to another version asks beyond the installed
+    one counts."""
     if state.fit is None:
         return None
     installed = state.release.exists
+    if (
+        installed
+        and state.desired is not None
+        and state.desired.version.version == state.status.installed_version
+    ):
+        return None  # new values for the same chart: the catalog's requirements are not its version's
     verdict = judge(state.fit, app=state.spec.app, installed=installed)
     if verdict is None:
         return None
