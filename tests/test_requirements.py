@@ -96,6 +96,7 @@ def test_apps_too_big_or_of_another_architecture_wait_and_install_by_themselves_
     namespace: str,
     scaled_nodes: Any,
 ) -> None:
+    since = operator.log_size()
     source = f"t-{uuid.uuid4().hex[:8]}"
     chart_repo.add_chart("big", "1.0.0", annotations=BIG, reindex=False)
     chart_repo.add_chart("armonly", "1.0.0", annotations=ARM, reindex=False)
@@ -152,6 +153,9 @@ def test_apps_too_big_or_of_another_architecture_wait_and_install_by_themselves_
             assert not (done["metadata"].get("annotations") or {}).get("kubemart.io/reconcile-requested-at")
             assert done["status"]["requirements"]["cpu"] in ("100", "500m")
         assert sorted(releases(cluster, namespace)) == ["armonly", "big"]
+        log = operator.log(since)
+        assert "watch of nodes ended" not in log, log[-3000:]
+        assert "watch of pods ended" not in log, log[-3000:]
         for name in ("big", "armonly", "future"):
             objects.delete("appinstalls", name, namespace)
         wait_for(
@@ -209,3 +213,38 @@ def test_an_upgrade_that_asks_more_than_any_node_has_waits_and_the_running_app_i
         )
     finally:
         objects.delete("marketsources", source)
+
+
+def test_with_the_check_turned_off_an_app_too_big_for_the_nodes_is_installed(
+    cluster: Cluster,
+    objects: Objects,
+    shared_operator_paused: None,
+    chart_repo: ChartRepo,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    op = OperatorProcess(
+        cluster,
+        extra_env={
+            "KUBEMART_CHECK_REQUIREMENTS": "false",
+            "KUBEMART_CHART_CACHE_DIR": str(tmp_path / "charts"),
+        },
+    )
+    op.start()
+    source = f"t-{uuid.uuid4().hex[:8]}"
+    chart_repo.add_chart("big", "1.0.0", annotations=BIG)
+    create_source(objects, source, chart_repo.url)
+    try:
+        wait_for(lambda: ready(objects.get("marketsources", source)), timeout=60, what="source Ready")
+        install(objects, namespace, "big", source=source, app="big")
+        done = wait_for(lambda: running(objects, namespace, "big"), timeout=60, what="big Running")
+        assert "requirements" not in done["status"], "nothing was checked, so nothing recorded"
+        assert releases(cluster, namespace) == ["big"]
+        objects.delete("appinstalls", "big", namespace)
+        wait_for(
+            lambda: not objects.list("appinstalls", namespace=namespace), timeout=60, what="app uninstalled"
+        )
+        assert "Traceback" not in op.log()
+    finally:
+        objects.delete("marketsources", source)
+        op.stop()
