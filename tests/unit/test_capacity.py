@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,7 @@ from kubemart.domain.capacity import (
 )
 from kubemart.models.marketapp import Requirements
 from kubemart.release.decide import decide
+from kubemart.release.fit import chart_kube_version
 from kubemart.release.outcome import Outcome
 from kubemart.release.summarize import RESYNC, summarize
 from support.release_states import NOW, state
@@ -279,3 +283,31 @@ def test_an_install_records_the_requirements_it_was_checked_against() -> None:
     assert report.status.requirements == Requirements(), (
         "recorded as none, so that a later version's are checked"
     )
+
+
+def chart_archive(tmp_path: Path, chart_yaml: bytes, *, top: str = "web") -> Path:
+    path = tmp_path / "web-1.0.0.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (
+            (f"{top}/Chart.yaml", chart_yaml),
+            (f"{top}/charts/sub/Chart.yaml", b"kubeVersion: '<1'\n"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_the_kube_version_is_read_from_the_charts_own_chart_yaml(tmp_path: Path) -> None:
+    path = chart_archive(tmp_path, b"name: web\nversion: 1.0.0\nkubeVersion: '>=1.25.0-0'\n")
+    assert chart_kube_version(path) == ">=1.25.0-0"
+    assert chart_kube_version(chart_archive(tmp_path, b"name: web\nversion: 1.0.0\n")) is None
+
+
+def test_an_unreadable_chart_gives_no_kube_version(tmp_path: Path) -> None:
+    bomb = b"a: &a [x]\nb: &b [*a, *a]\nkubeVersion: '>=1'\n"
+    assert chart_kube_version(chart_archive(tmp_path, bomb)) is None, "aliases are refused"
+    garbage = tmp_path / "garbage.tgz"
+    garbage.write_bytes(b"not a tarball")
+    assert chart_kube_version(garbage) is None
+    assert chart_kube_version(tmp_path / "missing.tgz") is None

@@ -9,7 +9,7 @@ added, uncordoned, Ready again or bigger; a pod gone) `on_grow` is called, at mo
 `wake_interval`, and the AppInstalls waiting on InsufficientResources look again: woken by a change,
 never by polling.
 
-Memory: one entry per running pod, about 300 bytes (docs/security.md). A watch the API server
+Memory: one entry per running pod, about 400 bytes (docs/security.md). A watch the API server
 refuses (the operator may not list nodes or pods) leaves the capacity unknown, and unknown capacity
 blocks nothing: the check is a courtesy, the scheduler stays the judge.
 """
