@@ -40,7 +40,7 @@ class FitReader:
             requirements=market_app.spec.requirements,
             installed_with=state.status.requirements,
             capacity=self.capacity.snapshot(),
-            cluster_version=self.capacity.version,
+            cluster_version=await self.capacity.cluster_version(),
             kube_version=await self._kube_version(state.chart) if state.chart is not None else None,
         )
 

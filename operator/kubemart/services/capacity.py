@@ -36,6 +36,8 @@ PODS_HOLDING = {
     "status.phase": operators.not_in(["Succeeded", "Failed"]),
 }
 PodKey = tuple[str, str]
+VERSION_TTL = 600.0
+"""Seconds the API server's version is taken as known."""
 FIRST_LIST_WAIT = 10.0
 """Seconds a reconcile waits, after the operator starts, for the first lists of nodes and pods."""
 
@@ -63,13 +65,12 @@ class CapacityWatch:
         self._wake: asyncio.TimerHandle | None = None
         self._last_wake = 0.0
         self.version: str | None = None
-        """The API server's version (gitVersion), read once the watches start."""
+        self._version_at = 0.0
 
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._follow("nodes"), name="capacity-watch:nodes"),
             asyncio.create_task(self._follow("pods"), name="capacity-watch:pods"),
-            asyncio.create_task(self._read_version(), name="capacity-version"),
         ]
 
     async def ready(self) -> None:
@@ -152,15 +153,18 @@ class CapacityWatch:
 
     # --- the watches ------------------------------------------------------------------------------
 
-    async def _read_version(self) -> None:
-        for failures in range(1, 6):
+    async def cluster_version(self) -> str | None:
+        """The API server's gitVersion, read again when older than VERSION_TTL (a control plane
+        upgraded under a running operator is seen); the last one known when the read fails."""
+        now = asyncio.get_running_loop().time()
+        if self.version is None or now - self._version_at > VERSION_TTL:
             try:
                 doc = await self.kube.server_version()
-                self.version = str(doc.get("gitVersion") or "") or None
-                return
-            except Exception as exc:  # the API server is away: tried again a few times
-                log.info("reading the API server's version failed: %s", exc)
-                await asyncio.sleep(backoff(failures, base=self.backoff_base, cap=30.0))
+            except Exception as exc:  # kept: the version is advice, the next read may work
+                log.info("reading the API server's version failed: %s", str(exc)[:200])
+            else:
+                self.version, self._version_at = str(doc.get("gitVersion") or "") or None, now
+        return self.version
 
     async def _follow(self, kind: str) -> None:
         api: Any = self.kube.client
