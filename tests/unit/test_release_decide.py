@@ -281,6 +281,9 @@ CASES = [
     pytest.param(state(fit=WRONG_ARCH), Action.BLOCKED, id="no node of the architecture: no install"),
     pytest.param(state(fit=OLD_CLUSTER), Action.BLOCKED, id="kubeVersion excludes the cluster: no install"),
     pytest.param(
+        state(fit=OLD_CLUSTER, chart=False), Action.BLOCKED, id="kubeVersion from the index: no download"
+    ),
+    pytest.param(
         state(fit=FitInputs(requirements=Requirements(cpu="16"))),
         Action.INSTALL,
         id="capacity unknown: install",

@@ -41,7 +41,9 @@ class FitReader:
             installed_with=state.status.requirements,
             capacity=self.capacity.snapshot(),
             cluster_version=await self.capacity.cluster_version(),
-            kube_version=await self._kube_version(state.chart) if state.chart is not None else None,
+            # The cached chart's own Chart.yaml, else what the index said: checked before a download.
+            kube_version=(await self._kube_version(state.chart) if state.chart is not None else None)
+            or desired.version.kube_version,
         )
 
     async def _kube_version(self, chart: Path) -> str | None:
