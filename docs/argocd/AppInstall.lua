@@ -63,7 +63,9 @@ if ready.status == "False" then
     return {status = "Suspended", message = said(ready, "Awaiting payment.")}
   end
   -- Everything else is retried with backoff: a source, namespace or values source that is not
-  -- there yet, a failed download, a helm failure with retries left.
+  -- there yet, a failed download, a helm failure with retries left; an app waiting for a node
+  -- with room (InsufficientResources) goes on by itself when capacity grows. KubeVersionUnsupported
+  -- is Stalled, above.
   return {status = "Progressing", message = said(ready, "Retrying.")}
 end
 return {status = "Progressing", message = said(ready, "Reconciling.")}

@@ -15,6 +15,7 @@ from kubemart.adapters.helm import Helm
 from kubemart.adapters.kube import Body, Kube
 from kubemart.adapters.receiver import Receivers
 from kubemart.catalog.sync import CatalogSync
+from kubemart.domain.capacity import INSUFFICIENT
 from kubemart.domain.triggers import needs_reconcile
 from kubemart.release import claims
 from kubemart.release.live import LiveObjects
@@ -25,6 +26,7 @@ from kubemart.runtime.controller import Controller, Key
 from kubemart.runtime.http_server import RuntimeServer
 from kubemart.runtime.index import Index, Store
 from kubemart.runtime.settings import Settings
+from kubemart.services.capacity import CapacityWatch
 from kubemart.services.correction import Corrector
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
@@ -48,7 +50,14 @@ def app_indexes() -> dict[str, Index]:
     def values(body: dict[str, Any]) -> Iterable[Hashable]:
         return [(namespace(body), r.get("kind"), r.get("name")) for r in spec(body).get("valuesFrom") or []]
 
+    def unfit(body: dict[str, Any]) -> list[Hashable]:
+        # Waiting for capacity: woken when the capacity watch sees it grow (services.capacity).
+        conditions = (body.get("status") or {}).get("conditions") or []
+        waiting = any(c.get("type") == "Ready" and c.get("reason") == INSUFFICIENT for c in conditions)
+        return [True] if waiting else []
+
     return {
+        "unfit": Index(unfit),
         "release": Index(lambda b: [claims.release_of(b)]),
         "app": Index(lambda b: [(spec(b).get("source"), spec(b).get("app"))]),
         "source": Index(lambda b: [spec(b).get("source")]),
@@ -95,6 +104,7 @@ class App:
     runtime: RuntimeServer
     notifier: Notifier
     sinks: Controller
+    capacity: CapacityWatch | None = None
 
     @classmethod
     def build(cls, settings: Settings, kube: Kube, *, namespaces: list[str] | None = None) -> App:
@@ -125,6 +135,15 @@ class App:
             lambda ns, release: apps.wake(app_store.lookup("release", (ns, release))),
             namespaces=namespaces,
         )
+        capacity = (
+            CapacityWatch(
+                kube,
+                lambda: apps.wake(app_store.lookup("unfit", True)),
+                wake_interval=settings.capacity_wake_interval,
+            )
+            if settings.check_requirements
+            else None
+        )
         engine = ReleaseEngine(
             kube=kube,
             helm=helm,
@@ -135,6 +154,7 @@ class App:
             events=events,
             claimants=claimants,
             remember=app_store.record,
+            capacity=capacity,
         )
         apps = Controller(
             "appinstall", engine.reconcile, needs=needs_reconcile, on_error=engine.on_error, store=app_store
@@ -161,6 +181,7 @@ class App:
             runtime=RuntimeServer(view.state),
             notifier=notifier,
             sinks=sinks,
+            capacity=capacity,
         )
 
     async def start(
@@ -174,6 +195,8 @@ class App:
             await self.webhooks.start(cfg.webhook_port, host=cfg.webhook_bind_address, limits=limits)
         self.drift.start()
         self.notifier.start()
+        if self.capacity is not None:
+            self.capacity.start()
         if metrics_socket is not None:
             await self.runtime.start_on(metrics_socket, limits)
         elif cfg.metrics_port:
@@ -183,6 +206,8 @@ class App:
         await self.runtime.close()
         await self.sources.close()
         await self.drift.close()
+        if self.capacity is not None:
+            await self.capacity.close()
         await self.webhooks.close()
         await self.apps.close()
         await self.pays.close()

@@ -44,6 +44,8 @@ EXPECTED: dict[str, Expect] = {
     "appinstall-source-not-found": Expect("AppInstall", "Progressing", "InProgress"),
     "appinstall-awaiting-payment": Expect("AppInstall", "Suspended", "InProgress"),
     "appinstall-license-revoked": Expect("AppInstall", "Degraded", "Failed"),
+    "appinstall-insufficient-resources": Expect("AppInstall", "Progressing", "InProgress"),
+    "appinstall-kube-version-unsupported": Expect("AppInstall", "Degraded", "Failed"),
     "payment-awaiting-payment": Expect("Payment", "Progressing", "InProgress"),
     "payment-verified": Expect("Payment", "Healthy", "Current"),
     "payment-failed": Expect("Payment", "Degraded", "Failed"),

@@ -187,6 +187,7 @@ class ChartRepo:
         extra_templates: Mapping[str, str] | None = None,
         reindex: bool = True,
         sign: tuple[str, Path] | None = None,
+        kube_version: str | None = None,
     ) -> Path:
         chart = self.src / f"{name}-{version}" / name
         (chart / "templates").mkdir(parents=True)
@@ -200,6 +201,8 @@ class ChartRepo:
         }
         if annotations:
             meta["annotations"] = dict(annotations)
+        if kube_version:
+            meta["kubeVersion"] = kube_version
         (chart / "Chart.yaml").write_text(yaml.safe_dump(meta))
         base = {"replicaCount": 1, "image": f"registry.invalid/{name}:{version}", "message": "hello"}
         (chart / "values.yaml").write_text(yaml.safe_dump({**base, **(values or {})}))

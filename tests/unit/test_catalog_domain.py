@@ -578,3 +578,13 @@ def test_a_catalog_over_the_app_limit_is_refused_whole() -> None:
     with pytest.raises(CatalogTooLarge, match="lists 11 charts, more than the 10"):
         catalog_from_charts("main", charts, max_apps=10)
     assert len(catalog_from_charts("main", charts, max_apps=11).entries) == 11
+
+
+def test_each_version_keeps_its_kube_version_from_the_index_and_a_long_one_is_left_to_the_chart() -> None:
+    entries = [
+        {"version": "2.0.0", "kubeVersion": ">=1.30.0-0"},
+        {"version": "1.0.0", "kubeVersion": ">=1.20.0-0 " + "|| >=1.20.0-0 " * 20},
+        {"version": "0.9.0"},
+    ]
+    spec = app_spec("main", "web", entries)
+    assert [v.kube_version for v in spec.versions] == [">=1.30.0-0", None, None]

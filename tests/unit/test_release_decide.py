@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from kubemart.domain.capacity import INSUFFICIENT, KUBE_VERSION, Capacity, FitInputs, NodeFree, Resources
+from kubemart.models.marketapp import Requirements
 from kubemart.release.decide import decide
 from kubemart.release.finalize import Deletion, decide_deletion
 from kubemart.release.state import Action, Live, Ownership, Release, ReleaseState
@@ -13,6 +15,15 @@ FOREIGN = Ownership.FOREIGN
 ATTEMPTED = {"lastAttemptedGeneration": 1, "lastAttemptedHash": "sha256:want"}
 NO_RETRIES_LEFT_INSTALL = {**ATTEMPTED, "installFailures": 1}
 NO_RETRIES_LEFT_UPGRADE = {**ATTEMPTED, "upgradeFailures": 1, **IN_SYNC, "appliedHash": "sha256:old"}
+
+ROOM = Capacity((NodeFree("n1", "amd64", Resources(cpu=4000, memory=8 << 30), False),))
+TOO_BIG = FitInputs(requirements=Requirements(cpu="16"), capacity=ROOM)
+FITS = FitInputs(requirements=Requirements(cpu="2", architectures=["amd64"]), capacity=ROOM)
+WRONG_ARCH = FitInputs(requirements=Requirements(architectures=["arm64"]), capacity=ROOM)
+OLD_CLUSTER = FitInputs(kube_version=">=1.40.0-0", cluster_version="v1.36.3", capacity=ROOM)
+GREW = FitInputs(requirements=Requirements(cpu="16"), installed_with=Requirements(cpu="1"), capacity=ROOM)
+SAME = FitInputs(requirements=Requirements(cpu="16"), installed_with=Requirements(cpu="16"), capacity=ROOM)
+OUT_OF_SYNC = {"appliedHash": "sha256:old", "releaseRevision": 1}
 
 CASES = [
     # Suspension, claims and ownership come before anything else.
@@ -263,12 +274,83 @@ CASES = [
     pytest.param(
         state(rel=release("unknown"), status={}), Action.UPGRADE, id="unknown release status upgrades"
     ),
+    # Requirements (docs/requirements.md): checked before an install or an upgrade, never on a running app.
+    pytest.param(state(fit=FITS), Action.INSTALL, id="requirements fit: install"),
+    pytest.param(state(fit=TOO_BIG), Action.BLOCKED, id="bigger than any node: no install"),
+    pytest.param(state(fit=TOO_BIG, chart=False), Action.BLOCKED, id="bigger than any node: no download"),
+    pytest.param(state(fit=WRONG_ARCH), Action.BLOCKED, id="no node of the architecture: no install"),
+    pytest.param(state(fit=OLD_CLUSTER), Action.BLOCKED, id="kubeVersion excludes the cluster: no install"),
+    pytest.param(
+        state(fit=OLD_CLUSTER, chart=False), Action.BLOCKED, id="kubeVersion from the index: no download"
+    ),
+    pytest.param(
+        state(fit=FitInputs(requirements=Requirements(cpu="16"))),
+        Action.INSTALL,
+        id="capacity unknown: install",
+    ),
+    pytest.param(
+        state(fit=TOO_BIG, status=NO_RETRIES_LEFT_INSTALL),
+        Action.RETRIES_EXHAUSTED,
+        id="retries spent is said before the fit",
+    ),
+    pytest.param(
+        state(rel=release(), status=OUT_OF_SYNC, fit=GREW),
+        Action.BLOCKED,
+        id="upgrade asking more than any node has",
+    ),
+    pytest.param(
+        state(rel=release(), status=OUT_OF_SYNC, fit=SAME),
+        Action.UPGRADE,
+        id="upgrade with unchanged requirements",
+    ),
+    pytest.param(
+        state(rel=release(), status=OUT_OF_SYNC, fit=TOO_BIG),
+        Action.UPGRADE,
+        id="upgrade of an app installed before the check",
+    ),
+    pytest.param(
+        state(rel=release(), status=IN_SYNC, fit=GREW), Action.STEADY, id="running app is never blocked"
+    ),
+    pytest.param(
+        state(rel=release(), status={**OUT_OF_SYNC, "installedVersion": "1.2.0"}, fit=GREW),
+        Action.UPGRADE,
+        id="new values for the installed version are not checked",
+    ),
+    pytest.param(
+        state(rel=release("failed"), status=IN_SYNC, fit=GREW),
+        Action.REMEDIATE,
+        id="remediation is never blocked",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("given", "expected"), CASES)
 def test_decide(given: ReleaseState, expected: Action) -> None:
     assert decide(given, now=NOW).action is expected
+
+
+@pytest.mark.parametrize(
+    ("given", "reason", "stalled", "phase"),
+    [
+        (state(fit=TOO_BIG), INSUFFICIENT, False, "Pending"),
+        (state(fit=WRONG_ARCH), INSUFFICIENT, False, "Pending"),
+        (state(fit=OLD_CLUSTER), KUBE_VERSION, True, "Failed"),
+        (
+            state(rel=release(), status={**OUT_OF_SYNC, "phase": "Running"}, fit=GREW),
+            INSUFFICIENT,
+            False,
+            "Running",
+        ),
+    ],
+)
+def test_what_does_not_fit_says_why(given: ReleaseState, reason: str, stalled: bool, phase: str) -> None:
+    decision = decide(given, now=NOW)
+    assert decision.blocker is not None
+    assert (decision.blocker.reason, decision.blocker.stalled, decision.blocker.phase.value) == (
+        reason,
+        stalled,
+        phase,
+    )
 
 
 def test_pending_waits_out_the_grace() -> None:

@@ -122,4 +122,10 @@ watched namespace's Role (namespaced mode). docs/security.md#rbac explains each.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.settings.checkRequirements }}
+# The requirements check (docs/requirements.md): free capacity from the nodes and the pods bound to them.
+- apiGroups: [""]
+  resources: [nodes, pods]
+  verbs: [list, watch]
+{{- end }}
 {{- end }}

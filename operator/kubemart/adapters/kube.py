@@ -296,6 +296,10 @@ class Kube:
 
         return await self.get(Namespace, name) is not None
 
+    async def server_version(self) -> Mapping[str, Any]:
+        """The API server's /version document (gitVersion, major, minor); open to every user, like discovery."""
+        return await self._discover("/version") or {}
+
     # --- any object, through discovery -------------------------------------------------------
 
     async def resource_for(self, api_version: str, kind: str) -> ResourceInfo | None:

@@ -190,6 +190,8 @@ def app_spec(source: str, app: str, entries: list[dict[str, Any]]) -> MarketAppS
                 # An invalid digest stays invalid when cut, and a chart fetch refuses it.
                 digest=_text(by_version[v].get("digest"), bounds.MAX_SHORT),
                 urls=_urls(by_version[v].get("urls")),
+                # A longer constraint is left for the chart's own Chart.yaml (release.fit).
+                kube_version=_exact(by_version[v].get("kubeVersion"), bounds.MAX_SHORT),
             )
             for v in ordered[:MAX_VERSIONS]
         ],

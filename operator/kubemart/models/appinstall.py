@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
+from kubemart.models.marketapp import Requirements
 from kubemart.models.resource import (
     DURATION_PATTERN,
     KindInfo,
@@ -297,6 +298,11 @@ class AppInstallStatus(ReconciledStatus):
     stopped_replicas: dict[str, int] | None = Field(
         default=None,
         description="Replicas of each workload (Kind/name) before the app was stopped, to restore.",
+    )
+    requirements: Requirements | None = Field(
+        default=None,
+        description="The catalog's requirements the installed version was checked against; an upgrade "
+        "is checked only for what it asks beyond them.",
     )
 
 

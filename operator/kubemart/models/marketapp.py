@@ -66,6 +66,11 @@ class AppVersion(Model):
         description="Where the chart archive can be downloaded.",
         max_length=MAX_URLS,
     )
+    kube_version: str | None = Field(
+        default=None,
+        description="The Kubernetes versions the chart is made for (its Chart.yaml kubeVersion), from the index.",
+        max_length=MAX_SHORT,
+    )
 
 
 class Price(Model):

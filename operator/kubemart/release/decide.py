@@ -7,11 +7,13 @@ time is passed in, so every rule has a named case in tests/unit/test_release_dec
 
 from __future__ import annotations
 
-from kubemart.models.appinstall import DriftMode
+from kubemart.domain.capacity import judge
+from kubemart.models.appinstall import DriftMode, Phase
 from kubemart.release.state import (
     PENDING,
     PENDING_GRACE,
     Action,
+    Blocker,
     Counters,
     Decision,
     Ownership,
@@ -77,6 +79,34 @@ def to_correct(state: ReleaseState) -> bool:
     return state.spec.drift_detection.mode is DriftMode.ENABLED and bool(live.drift)
 
 
+def does_not_fit(state: ReleaseState) -> Decision | None:
+    """Pure: the install or upgrade waits, without running helm, when the app's requirements find no
+    node or its chart's kubeVersion excludes the cluster (docs/requirements.md); None: it may go on.
+    A running app is never blocked: only what an upgrade to another version asks beyond the installed
+    one counts."""
+    if state.fit is None:
+        return None
+    installed = state.release.exists
+    if (
+        installed
+        and state.desired is not None
+        and state.desired.version.version == state.status.installed_version
+    ):
+        return None  # new values for the same chart: the catalog's requirements are not its version's
+    verdict = judge(state.fit, app=state.spec.app, installed=installed)
+    if verdict is None:
+        return None
+    phase = (
+        (state.status.phase or Phase.RUNNING)
+        if installed
+        else Phase.FAILED
+        if verdict.stalled
+        else Phase.PENDING
+    )
+    blocker = Blocker(verdict.reason, verdict.message, stalled=verdict.stalled, phase=phase)
+    return Decision(Action.BLOCKED, verdict.reason, blocker=blocker)
+
+
 def decide(state: ReleaseState, *, now: float) -> Decision:
     """Pure: the one next action. `now` is Unix time."""
     if state.suspended:
@@ -102,6 +132,8 @@ def decide(state: ReleaseState, *, now: float) -> Decision:
     if not release.exists:
         if exhausted(state):
             return Decision(Action.RETRIES_EXHAUSTED, "no release, retries spent")
+        if (unfit := does_not_fit(state)) is not None:
+            return unfit
         return Decision(ready_to_apply, "no release")
     status = release.status
     if status in PENDING:
@@ -125,6 +157,8 @@ def decide(state: ReleaseState, *, now: float) -> Decision:
     if not in_sync(state):
         if exhausted(state):
             return Decision(Action.RETRIES_EXHAUSTED, "out of sync, retries spent")
+        if (unfit := does_not_fit(state)) is not None:
+            return unfit
         return Decision(upgrade, "out of sync")
     if state.live_error is not None:
         return Decision(Action.LIVE_UNREADABLE, "objects unreadable")

@@ -26,6 +26,7 @@ from kubemart.models.appinstall import AppInstall, DriftMode, Phase, ValuesSourc
 from kubemart.models.marketapp import AppVersion, MarketApp
 from kubemart.models.marketsource import MarketSource
 from kubemart.release import claims, ownership
+from kubemart.release.fit import FitReader
 from kubemart.release.live import LiveObjects
 from kubemart.release.state import Blocker, Desired, Ownership, ReleaseState
 from kubemart.runtime.settings import Settings
@@ -52,6 +53,8 @@ class Observer:
     settings: Settings
     claimants: Callable[[str, str], list[Body]]
     """The AppInstall bodies that claim release (target namespace, release name)."""
+    fit: FitReader | None = None
+    """The requirements check's reads (release.fit); None when the check is off."""
 
     async def observe(self, app: AppInstall, body: Body) -> ReleaseState:
         meta = body["metadata"]
@@ -152,6 +155,8 @@ class Observer:
         )
         if not licensed and not release.exists:
             raise Blocked(_payment_required(state, market_app))
+        if self.fit is not None:
+            state = replace(state, fit=await self.fit.read(state, market_app))
         if release.exists and state.owned and release.status == "deployed":
             return await self._read_live(state)
         return state

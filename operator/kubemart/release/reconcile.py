@@ -31,6 +31,7 @@ from kubemart.release.actions.remediate import remediate
 from kubemart.release.actions.unlock import unlock
 from kubemart.release.decide import decide, spent
 from kubemart.release.finalize import FINALIZER, Finalizer, add_finalizer
+from kubemart.release.fit import FitReader
 from kubemart.release.live import LiveObjects
 from kubemart.release.observe import Observer
 from kubemart.release.outcome import Note, Outcome, entry
@@ -38,6 +39,7 @@ from kubemart.release.state import Action, Decision, ReleaseState
 from kubemart.runtime import metrics
 from kubemart.runtime.controller import Key, Result, jittered
 from kubemart.runtime.settings import Settings
+from kubemart.services.capacity import CapacityWatch
 from kubemart.services.events import EventRecorder
 from kubemart.services.status import write_status
 from kubemart.sources.charts import Charts
@@ -57,10 +59,12 @@ class ReleaseEngine:
         events: EventRecorder,
         claimants: Callable[[str, str], list[Body]],
         remember: Callable[[Body], Any] | None = None,
+        capacity: CapacityWatch | None = None,
     ) -> None:
         self.kube, self.helm, self.charts, self.live = kube, helm, charts, live
         self.settings, self.events, self.remember = settings, events, remember
-        self.observer = Observer(kube, helm, charts, live, settings, claimants)
+        fit = FitReader(capacity) if capacity is not None else None
+        self.observer = Observer(kube, helm, charts, live, settings, claimants, fit)
         self.finalizer = Finalizer(kube, helm, settings, events, claimants)
 
     async def reconcile(self, key: Key, body: Body) -> Result:

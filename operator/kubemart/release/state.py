@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from kubemart.domain.capacity import FitInputs
 from kubemart.domain.live_state import LiveState
 from kubemart.domain.tenancy import Account
 from kubemart.models.appinstall import AppInstallSpec, AppInstallStatus, OwnedRelease, Phase
@@ -128,6 +129,9 @@ class ReleaseState:
     timeout_seconds: float = 300.0
     """spec.timeout, capped by the operator's setting."""
     timeout_capped: bool = False
+    fit: FitInputs | None = None
+    """For the requirements check (domain.capacity): read only before an install or an upgrade, with
+    the check on."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -177,6 +181,8 @@ class Decision:
     """A few words for the log and the tests: which rule decided."""
     wait: float | None = None
     """For WAIT_PENDING: seconds until the grace is over."""
+    blocker: Blocker | None = None
+    """For BLOCKED by a rule of decide itself (the app does not fit the cluster): what to report."""
 
     @property
     def runs_helm(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from kubemart.domain.capacity import INSUFFICIENT
 from kubemart.domain.conditions import Summary
 from kubemart.domain.drift import Drift
 from kubemart.models.appinstall import (
@@ -17,6 +18,7 @@ from kubemart.models.appinstall import (
     Operation,
     Phase,
 )
+from kubemart.models.marketapp import Requirements
 from kubemart.release.decide import exhausted, spent
 from kubemart.release.outcome import Note, Outcome, entry
 from kubemart.release.state import Action, Decision, Ownership, ReleaseState
@@ -139,11 +141,13 @@ def _conditions(
             None, "Suspended", "Reconciliation is suspended; set spec.suspend to false to resume."
         ), WAIT
     if action is Action.BLOCKED:
-        blocker = state.blocker
+        blocker = decision.blocker or state.blocker
         assert blocker is not None
         status.phase = blocker.phase
+        # Waiting for capacity is woken by the capacity watch (services.capacity), not by backoff.
+        waits = blocker.stalled or blocker.reason == INSUFFICIENT
         return Summary(False, blocker.reason, blocker.message, stalled=blocker.stalled), (
-            RESYNC if blocker.stalled else BACKOFF
+            RESYNC if waits else BACKOFF
         )
     if action is Action.RELEASE_CONFLICT:
         status.phase = Phase.FAILED
@@ -234,6 +238,8 @@ def _applied(
     status.operation = None
     if failure is None:
         status.phase = Phase.RUNNING
+        if state.fit is not None:  # what the next upgrade is checked beyond
+            status.requirements = state.fit.requirements or Requirements()
         version = state.desired.version.version if state.desired else status.installed_version
         # Look once more at once: the revision's Secret uid is recorded, the objects checked.
         return Summary(True, "Succeeded", f"{app} {version} is installed and ready."), NOW

@@ -171,3 +171,14 @@ class Settings(BaseSettings):
     notify_status_interval: float = Field(
         default=5.0, gt=0, description="Seconds between writes of a sink's delivery status."
     )
+    # Requirements (docs/requirements.md): an app's catalog requirements and its chart's kubeVersion
+    # are checked against the cluster before an install or an upgrade.
+    check_requirements: bool = Field(
+        default=True,
+        description="Check requirements before installs and upgrades; needs list/watch on nodes and pods.",
+    )
+    capacity_wake_interval: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds between wakes of the apps waiting on InsufficientResources when capacity grows.",
+    )
