@@ -27,6 +27,7 @@ from kubemart.runtime.settings import Settings
 from kubemart.services.correction import Corrector
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
+from kubemart.services.install_counts import InstallCounts
 from kubemart.services.payments import Payments
 from kubemart.services.runtime_view import RuntimeView
 from kubemart.services.webhook_server import WebhookServer
@@ -80,6 +81,7 @@ class App:
     webhooks: WebhookServer
     drift: DriftWatcher
     runtime: RuntimeServer
+    counts: InstallCounts
 
     @classmethod
     def build(cls, settings: Settings, kube: Kube, *, namespaces: list[str] | None = None) -> App:
@@ -137,6 +139,7 @@ class App:
             webhooks=webhooks,
             drift=drift,
             runtime=RuntimeServer(view.state),
+            counts=InstallCounts(kube, interval=settings.install_counts_interval, namespaces=namespaces),
         )
 
     async def start(
@@ -149,6 +152,7 @@ class App:
         elif cfg.webhook_port:
             await self.webhooks.start(cfg.webhook_port, host=cfg.webhook_bind_address, limits=limits)
         self.drift.start()
+        self.counts.start()
         if metrics_socket is not None:
             await self.runtime.start_on(metrics_socket, limits)
         elif cfg.metrics_port:
@@ -160,6 +164,7 @@ class App:
         await self.drift.close()
         await self.webhooks.close()
         await self.apps.close()
+        await self.counts.close()
         await self.pays.close()
         await self.events.close()
         await self.kube.close()
