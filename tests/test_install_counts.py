@@ -131,6 +131,17 @@ def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
     assert up_events >= 2 * 105, "each AppInstall was created and had its status written at least"
     assert up_writes * 10 < up_events, (up_writes, up_events)
 
+    # Counts someone else wrote are written back, and the count writes wake none of the 100 AppInstalls
+    # (a MarketApp event whose spec did not change is only a count write).
+    reconciles = operator.metric('kubemart_reconciles_total{kind="appinstall"}')
+    objects.custom.patch_cluster_custom_object_status(
+        GROUP, VERSION, "marketapps", name, {"status": {"installs": {"total": 9000, "running": 0}}}
+    )
+    wait_for(lambda: app.installs[-1][1] == {"total": 9000, "running": 0}, timeout=10, what="forged")
+    wait_for(lambda: shows(objects, name, 100, REAL), timeout=3 * INTERVAL, what="written back")
+    woken = operator.metric('kubemart_reconciles_total{kind="appinstall"}') - reconciles
+    assert woken < 10, f"{woken} AppInstall reconciles after two MarketApp status writes"
+
     chart_repo.add_chart("later", "0.1.0")
     request_reconcile(objects, "marketsources", catalog)
     wait_for(

@@ -158,14 +158,6 @@ class InstallTally:
     def pending(self) -> bool:
         return bool(self._dirty)
 
-    def apps(self) -> int:
-        """MarketApps known to exist."""
-        return len(self._shown)
-
-    def counted(self) -> int:
-        """AppInstalls counted."""
-        return len(self._of)
-
 
 def generation_key(body: Mapping[str, Any]) -> Hashable:
     """What of a MarketApp its AppInstalls read beyond its status: its identity, spec and controller.

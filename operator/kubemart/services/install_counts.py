@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Hashable
-from typing import Any
 
 from kubemart.adapters.kube import AppInstallResource, Body, Kube, KubeError, MarketAppResource
 from kubemart.domain.install_counts import InstallTally, generation_key
@@ -31,7 +30,6 @@ class InstallCounts:
         self.interval = interval
         self.namespaces = namespaces
         self.tally = InstallTally()
-        self.writes = 0
         self._entries: dict[str, Hashable] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -79,7 +77,11 @@ class InstallCounts:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a bug must not stop the counting for good: log it, go on next round
+                log.exception("install counts: a round of writes failed")
+                self._wake.set()
             # The interval is what bounds the writes: whatever changes meanwhile waits for the next round.
             await asyncio.sleep(self.interval)
 
@@ -122,7 +124,6 @@ class InstallCounts:
                     self._wake.set()
                     continue
                 written += 1
-                self.writes += 1
                 if body is None:
                     self.tally.app_gone(name)
                 else:
@@ -130,6 +131,3 @@ class InstallCounts:
 
         await asyncio.gather(*(worker() for _ in range(min(WRITERS, len(due)))))
         return written
-
-    def stats(self) -> dict[str, Any]:
-        return {"counted": self.tally.counted(), "apps": self.tally.apps(), "writes": self.writes}
