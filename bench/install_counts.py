@@ -41,33 +41,50 @@ def status_writes(metrics_text: str) -> int:
 
 
 class EventCounter:
-    """Counts AppInstall watch events (of the bench's label) in a thread."""
+    """Counts AppInstall watch events (of the bench's label) in a thread; a watch the API server ends
+    (it does, under load) is resumed from the last resourceVersion seen, so no event is lost."""
 
     def __init__(self, custom: client.CustomObjectsApi, run: str) -> None:
         self.events = 0
-        self._watch = watch.Watch()
-        self._stopped = False
+        self.resumed = 0
+        self.gap = False
+        self._stopped = threading.Event()
+        self._watch: watch.Watch | None = None
         self._thread = threading.Thread(target=self._run, args=(custom, run), daemon=True)
         self._thread.start()
 
     def _run(self, custom: client.CustomObjectsApi, run: str) -> None:
-        try:
-            for _ in self._watch.stream(
-                custom.list_cluster_custom_object,
-                GROUP,
-                VERSION,
-                "appinstalls",
-                label_selector=f"{LABEL}={run}",
-                timeout_seconds=3600,
-            ):
-                self.events += 1
-        except Exception:
-            if not self._stopped:
-                raise
+        listed = custom.list_cluster_custom_object(
+            GROUP, VERSION, "appinstalls", label_selector=f"{LABEL}={run}"
+        )
+        rv = listed["metadata"]["resourceVersion"]
+        while not self._stopped.is_set():
+            self._watch = watch.Watch()
+            try:
+                for event in self._watch.stream(
+                    custom.list_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    "appinstalls",
+                    label_selector=f"{LABEL}={run}",
+                    resource_version=rv,
+                    timeout_seconds=300,
+                ):
+                    rv = event["object"]["metadata"]["resourceVersion"]
+                    self.events += 1
+            except Exception as exc:
+                if self._stopped.is_set():
+                    return
+                self.resumed += 1
+                if isinstance(exc, client.ApiException) and exc.status == 410:
+                    self.gap = True  # events were lost: the figures would be wrong, the bench says so
+                    return
+                time.sleep(0.5)
 
     def stop(self) -> None:
-        self._stopped = True
-        self._watch.stop()
+        self._stopped.set()
+        if self._watch is not None:
+            self._watch.stop()
 
 
 def body(run: str, name: str, source: str, app: int) -> dict[str, Any]:
@@ -176,6 +193,8 @@ def bench_install_counts(
                 ) from None
             took = time.monotonic() - start
             time.sleep(interval + 1)  # a write due at the next round is counted in this phase
+            if counter.gap:
+                raise RuntimeError("the watch counting AppInstall events lost some (resourceVersion expired)")
             events, writes = counter.events - events0, status_writes(metrics()) - writes0
             minutes = (time.monotonic() - start) / 60  # the window both counts were taken over
             phases[phase] = {
@@ -200,6 +219,7 @@ def bench_install_counts(
         "apps": APPS,
         "interval_s": interval,
         "churn_seconds": churn_seconds,
+        "watch_resumed": counter.resumed,
         "phases": phases,
     }
 
@@ -261,7 +281,9 @@ def counts_lines(r: dict[str, Any] | None, when: str) -> list[str]:
         "status writes by the API server (`apiserver_request_total`, marketapps/status); the naive baseline "
         "writes once per AppInstall event. Time is until every MarketApp shows the right total, checked against "
         "the AppInstalls the API server holds (one being deleted counts until its finalizer is removed); rates are over that time and one interval more, when the last writes land. "
-        f"`KUBEMART_INSTALL_COUNTS_INTERVAL` = {r['interval_s']} s caps the writes at {cap} per app per minute.",
+        f"`KUBEMART_INSTALL_COUNTS_INTERVAL` = {r['interval_s']} s caps the writes at {cap} per app per minute. "
+        "Times vary with the load of this shared machine (other suites ran alongside); the writes stay under the "
+        "cap whatever the event rate.",
         "",
         "| phase | time | AppInstall events | naive: one write per event | MarketApp status writes |",
         "| --- | --- | --- | --- | --- |",
