@@ -114,6 +114,7 @@ def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
     app, installs = watched
     name = f"{catalog}.hello"
     start, first_mark = time.monotonic(), len(app.installs)
+    assert shows(objects, name, 0, 0), "a new app nobody installed"
     for i in range(REAL):
         install(objects, namespace, f"real-{i}", source=catalog, app="hello", version="0.1.0")
     for i in range(SUSPENDED):
@@ -142,6 +143,16 @@ def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
     woken = operator.metric('kubemart_reconciles_total{kind="appinstall"}') - reconciles
     assert woken < 10, f"{woken} AppInstall reconciles after two MarketApp status writes"
 
+    # A restart counts again from the AppInstall list, with 10 created while no operator ran; it never
+    # writes a partial count (anything but 110 after the restart would be one).
+    operator.stop()
+    mark = len(app.installs)
+    for i in range(10):
+        install(objects, namespace, f"offline-{i}", source=catalog, app="hello", suspend=True)
+    operator.start()
+    wait_for(lambda: shows(objects, name, 110, REAL), timeout=30 + 3 * INTERVAL, what="110 after the restart")
+    assert [shown for _, shown in app.installs[mark:]] == [{"total": 110, "running": REAL}]
+
     chart_repo.add_chart("later", "0.1.0")
     request_reconcile(objects, "marketsources", catalog)
     wait_for(
@@ -151,6 +162,7 @@ def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
     mark, events_before, start = len(app.installs), installs.events, time.monotonic()
     objects.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "appinstalls")
     wait_for(lambda: shows(objects, name, 0, 0), timeout=90, what="back to 0")
+    assert objects.list("appinstalls", namespace=namespace) == [], "every uninstall finished"
     took = time.monotonic() - start
     down_writes, down_events = writes_since(app, mark), installs.events - events_before
     assert down_writes <= took / INTERVAL + 2, (down_writes, took, app.installs[mark:])
