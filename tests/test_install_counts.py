@@ -6,16 +6,21 @@ and the AppInstall events by a watch of the namespace: the operator hears at lea
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client, watch
 
 from support.apps import install, request_reconcile, running
+from support.cluster import Cluster
 from support.kube import Objects
 from support.operator_process import OperatorProcess
 from support.repo import ChartRepo
@@ -103,7 +108,37 @@ def writes_since(seen: Seen, mark: int) -> int:
     return len(seen.installs) - mark
 
 
+def printed(table: str) -> dict[str, str]:
+    """kubectl's one-row table by header (empty cells are blank, so split by the headers' positions)."""
+    header, row = table.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    ends = [*starts[1:], None]
+    return {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, ends, strict=True)}
+
+
+def search(cluster: Cluster, catalog: str, sort: str) -> list[tuple[str, str]]:
+    """(NAME, INSTALLS) rows of `kubectl market search --source <catalog> --sort <sort>`."""
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("kubectl-market")),
+            "search",
+            "--source",
+            catalog,
+            "--sort",
+            sort,
+        ],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.splitlines()
+    assert out[0].split()[5] == "INSTALLS"
+    return [(line.split()[0], line.split()[5]) for line in out[1:]]
+
+
 def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
+    cluster: Cluster,
     objects: Objects,
     operator: OperatorProcess,
     catalog: str,
@@ -121,11 +156,13 @@ def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
         install(objects, namespace, f"held-{i:03d}", source=catalog, app="hello", suspend=True)
     # An app the catalog does not have yet: counted, and written once its MarketApp appears.
     for i in range(5):
-        install(objects, namespace, f"later-{i}", source=catalog, app="later", suspend=True)
+        install(objects, namespace, f"arriving-{i}", source=catalog, app="arriving", suspend=True)
     for i in range(REAL):
         wait_for(lambda i=i: running(objects, namespace, f"real-{i}"), timeout=90, what=f"real-{i} Running")
     wait_for(lambda: shows(objects, name, 100, REAL), timeout=3 * INTERVAL, what="100 installs, 3 running")
     took = time.monotonic() - start
+    columns = printed(cluster.run("kubectl", "get", "marketapp", name, "-o", "wide").stdout)
+    assert (columns["INSTALLS"], columns["RUNNING"]) == ("100", str(REAL))
     up_writes, up_events = writes_since(app, first_mark), installs.events
     # At most one write per interval (the first one at once), and far fewer than the events.
     assert up_writes <= took / INTERVAL + 2, (up_writes, took, app.installs)
@@ -153,11 +190,11 @@ def test_counts_after_100_installs_and_uninstalls_are_written_in_batches(
     wait_for(lambda: shows(objects, name, 110, REAL), timeout=30 + 3 * INTERVAL, what="110 after the restart")
     assert [shown for _, shown in app.installs[mark:]] == [{"total": 110, "running": REAL}]
 
-    chart_repo.add_chart("later", "0.1.0")
+    chart_repo.add_chart("arriving", "0.1.0")
     request_reconcile(objects, "marketsources", catalog)
-    wait_for(
-        lambda: shows(objects, f"{catalog}.later", 5, 0), timeout=60, what="later counted once it appears"
-    )
+    wait_for(lambda: shows(objects, f"{catalog}.arriving", 5, 0), timeout=60, what="counted once it appears")
+    assert search(cluster, catalog, "name") == [("arriving", "5"), ("hello", "110")]
+    assert search(cluster, catalog, "installs") == [("hello", "110"), ("arriving", "5")]
 
     mark, events_before, start = len(app.installs), installs.events, time.monotonic()
     objects.custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "appinstalls")
