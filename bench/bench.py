@@ -12,6 +12,7 @@
 (i) an OCI catalog of 500 apps in a real registry: requests at the registry, writes (oci_catalog.py).
 (j) an upload source with 500 uploaded charts: first sync, unchanged re-sync, one new upload (uploads.py);
 (k) a git source of 500 apps: first sync, unchanged re-sync, one-app commit (git_source.py).
+(l) install counts: 1,000 AppInstalls churning, MarketApp status writes against events (install_counts.py).
 
 Results go to bench/results/latest.json and, as a table, into docs/benchmarks.md.
 """
@@ -48,6 +49,7 @@ from drift_methods import bench_drift_methods  # noqa: E402
 from drift_methods import report as drift_methods_report  # noqa: E402
 from git_source import bench_git, git_lines  # noqa: E402
 from hostile_catalogs import bench_hostile, hostile_lines  # noqa: E402
+from install_counts import bench_install_counts, counts_lines  # noqa: E402
 from oci_catalog import bench_oci, oci_lines  # noqa: E402
 from support.apiserver import mutating_requests  # noqa: E402 - shared with the test suite
 from support.generated import generated_index  # noqa: E402
@@ -536,6 +538,7 @@ def write_report(results: dict[str, Any], command: str) -> None:
     lines += oci_lines(results.get("oci"), results["when"])
     lines += uploads_lines(results.get("uploads"), results["when"])
     lines += git_lines(results.get("git"), results["when"])
+    lines += counts_lines(results.get("counts"), results["when"])
     doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     marker = "<!-- results: written by bench/bench.py -->"
@@ -621,8 +624,11 @@ def main() -> int:
         "oci",
         "uploads",
         "git",
+        "counts",
     ]
     parser.add_argument("--git-apps", type=int, default=500)
+    parser.add_argument("--count-installs", type=int, default=1000, help="(l): AppInstalls churning")
+    parser.add_argument("--churn-seconds", type=float, default=60, help="(l): how long they churn")
     parser.add_argument("--only", choices=sections, action="append")
     parser.add_argument("--attack", action="append", help="(f): only the cases whose name holds this text")
     args = parser.parse_args()
@@ -684,6 +690,16 @@ def main() -> int:
                 peak_rss_mib=op.peak_rss_mib,
             )
             print(json.dumps(results["git"]), flush=True)
+        if "counts" in only:
+            results["counts"] = bench_install_counts(
+                custom,
+                core,
+                tmp,
+                lambda: kubectl("get", "--raw", "/metrics"),
+                installs=args.count_installs,
+                churn_seconds=args.churn_seconds,
+            )
+            print(json.dumps(results["counts"]), flush=True)
         if "handover" in only:
             results["handover"] = bench_handover(core, tmp, args.handovers)
             print(json.dumps(results["handover"]), flush=True)

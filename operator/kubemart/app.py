@@ -30,6 +30,7 @@ from kubemart.services.capacity import CapacityWatch
 from kubemart.services.correction import Corrector
 from kubemart.services.drift_watch import DriftWatcher
 from kubemart.services.events import EventRecorder
+from kubemart.services.install_counts import InstallCounts
 from kubemart.services.notify import Notifier
 from kubemart.services.payments import Payments
 from kubemart.services.runtime_view import RuntimeView
@@ -104,6 +105,7 @@ class App:
     runtime: RuntimeServer
     notifier: Notifier
     sinks: Controller
+    counts: InstallCounts
     capacity: CapacityWatch | None = None
 
     @classmethod
@@ -181,6 +183,7 @@ class App:
             runtime=RuntimeServer(view.state),
             notifier=notifier,
             sinks=sinks,
+            counts=InstallCounts(kube, interval=settings.install_counts_interval, namespaces=namespaces),
             capacity=capacity,
         )
 
@@ -195,6 +198,7 @@ class App:
             await self.webhooks.start(cfg.webhook_port, host=cfg.webhook_bind_address, limits=limits)
         self.drift.start()
         self.notifier.start()
+        self.counts.start()
         if self.capacity is not None:
             self.capacity.start()
         if metrics_socket is not None:
@@ -210,6 +214,7 @@ class App:
             await self.capacity.close()
         await self.webhooks.close()
         await self.apps.close()
+        await self.counts.close()
         await self.pays.close()
         await self.sinks.close()
         await self.events.close()

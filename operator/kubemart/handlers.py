@@ -91,6 +91,7 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     obj: dict[str, Any] = dict(event["object"])
     key = key_of(obj)
     if event["type"] == "DELETED":
+        app.counts.install_gone(key)
         app.apps.forget(key)
         # A release this object held may now be free for a rival that was refused it.
         app.apps.wake(app.apps_claiming(*claims.release_of(obj)))
@@ -104,6 +105,7 @@ async def appinstall_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
         # newer can come, and cancelling it would only restart the uninstall.
         if changed and not was.get("deletionTimestamp"):
             app.apps.cancel_current(key)
+    app.counts.install_seen(key, obj)
     app.apps.observe(obj)
 
 
@@ -126,6 +128,9 @@ async def payment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None
 async def marketapp_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A catalog entry changed: the AppInstalls of that app may resolve to another version."""
     app: App = memo.app
+    # Only a status write (install counts): the AppInstalls of the app have nothing new to read.
+    if not app.counts.app_event(dict(event["object"]), deleted=event["type"] == "DELETED"):
+        return
     if event["type"] == "DELETED":
         # Deleted by anyone but the sync itself: its source restores it, index changed or not.
         source = app.catalog.app_deleted(dict(event["object"]))

@@ -14,6 +14,7 @@ import yaml
 from kubemart.domain.values import InvalidValues
 from kubemart.models.resource import API_VERSION as MODELS_API_VERSION
 from kubemart.plugin.api import PluginError, load_config
+from kubemart.plugin.search import search_table, sort_apps
 from kubemart.plugin.setvalues import InvalidSet, apply_sets, parse_set, typed_value, values_from_flags
 from kubemart.plugin.table import as_document, human_age, render_table
 from kubemart.plugin.views import (
@@ -25,7 +26,6 @@ from kubemart.plugin.views import (
     install_state,
     installs_table,
     matches,
-    search_table,
 )
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -242,11 +242,34 @@ def test_search_matches_name_title_description_keywords_and_category(
 def test_search_table_shows_source_latest_category_price_and_description() -> None:
     blog = market_app("demo", "blog", description="x" * 80, latestVersion="1.0.0")
     lines = search_table([WIKI, blog]).splitlines()
-    assert lines[0].split() == ["NAME", "SOURCE", "LATEST", "CATEGORY", "PRICE", "DESCRIPTION"]
-    assert lines[1].split()[:6] == ["blog", "demo", "1.0.0", "<none>", "free", "x" * 57 + "..."]
+    assert lines[0].split() == ["NAME", "SOURCE", "LATEST", "CATEGORY", "PRICE", "INSTALLS", "DESCRIPTION"]
+    assert lines[1].split()[:7] == ["blog", "demo", "1.0.0", "<none>", "free", "0", "x" * 57 + "..."]
     assert lines[2].startswith("wiki ")
     assert "4.99 USD" in lines[2]
     assert "Productivity" in lines[2]
+
+
+def counted(app: str, total: int | None, running: int = 0, source: str = "demo") -> dict[str, Any]:
+    body = market_app(source, app)
+    if total is not None:
+        body["status"] = {"installs": {"total": total, "running": running}}
+    return body
+
+
+def test_search_sorts_by_installs_most_first_then_by_name() -> None:
+    apps = [counted("zeta", 5, 5), counted("alpha", None), counted("beta", 40, 1), counted("gamma", 5, 0)]
+    assert [a["spec"]["app"] for a in sort_apps(apps)] == ["alpha", "beta", "gamma", "zeta"]
+    assert [a["spec"]["app"] for a in sort_apps(apps, "installs")] == ["beta", "gamma", "zeta", "alpha"]
+    assert [a["spec"]["app"] for a in sort_apps(apps, "running")] == ["zeta", "beta", "alpha", "gamma"]
+    lines = search_table(apps, sort="installs").splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["beta", "gamma", "zeta", "alpha"]
+    assert [line.split()[5] for line in lines[1:]] == ["40", "5", "5", "0"], "none shown: nobody installed it"
+
+
+def test_malformed_install_counts_show_as_not_counted() -> None:
+    bad = counted("wiki", 3)
+    bad["status"]["installs"]["total"] = "3; rm -rf /"
+    assert search_table([bad]).splitlines()[1].split()[5] == "-"
 
 
 def test_one_app_of_that_name_is_chosen() -> None:

@@ -107,6 +107,10 @@ watched namespace's Role (namespaced mode). docs/security.md#rbac explains each.
 - apiGroups: [kubemart.io]
   resources: [marketapps]
   verbs: [get, list, watch, create, update, patch, delete]
+# Install counts (status.installs): docs/install-counts.md.
+- apiGroups: [kubemart.io]
+  resources: [marketapps/status]
+  verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [namespaces]
   verbs: [get, list, watch]

@@ -224,11 +224,22 @@ class MarketAppSpec(Model):
     )
 
 
+class Installs(Model):
+    """How many AppInstalls name this app, across the namespaces the operator watches."""
+
+    total: int = Field(default=0, ge=0, description="AppInstalls of this app, whatever their phase.")
+    running: int = Field(default=0, ge=0, description="Those of them in phase Running.")
+
+
 class MarketAppStatus(Model):
     """Written by the operator."""
 
     observed_generation: int | None = Field(default=None, description="The generation last reconciled.")
     conditions: list[Condition] = conditions_field()
+    installs: Installs | None = Field(
+        default=None,
+        description="Install counts, written at most once per app per KUBEMART_INSTALL_COUNTS_INTERVAL.",
+    )
 
 
 class MarketApp(Resource):
@@ -246,6 +257,8 @@ class MarketApp(Resource):
             PrinterColumn("Latest", ".spec.latestVersion"),
             PrinterColumn("Category", ".spec.categories[0]"),
             PrinterColumn("Price", ".spec.price.amount"),
+            PrinterColumn("Installs", ".status.installs.total", type="integer"),
+            PrinterColumn("Running", ".status.installs.running", type="integer", priority=1),
         ),
     )
     spec: MarketAppSpec

@@ -27,6 +27,7 @@ from kubemart.plugin.options import (
     print_object,
     wait_options,
 )
+from kubemart.plugin.search import search
 from kubemart.plugin.setvalues import InvalidSet, values_from_flags
 from kubemart.plugin.upload import upload
 from kubemart.plugin.views import (
@@ -36,8 +37,6 @@ from kubemart.plugin.views import (
     choose_app,
     history_table,
     installs_table,
-    matches,
-    search_table,
 )
 from kubemart.plugin.waiting import wait_for_phase, wait_gone, wait_handled
 
@@ -67,37 +66,6 @@ def main(ctx: click.Context, kubeconfig: str | None, context: str | None, namesp
 
 
 # --- the catalog ---------------------------------------------------------------------------------------
-
-
-@main.command()
-@click.argument("text", required=False)
-@click.option("--category", help="Only apps in this category.")
-@click.option("--source", help="Only apps of this MarketSource.")
-@output_option
-@connection_options
-@click.pass_context
-def search(
-    ctx: click.Context,
-    text: str | None,
-    category: str | None,
-    source: str | None,
-    output: str | None,
-    kubeconfig: str | None,
-    context: str | None,
-    namespace: str | None,
-) -> None:
-    """List the apps on offer.
-
-    TEXT matches name, title, description and keywords, ignoring case.
-    """
-    market = open_market(ctx, kubeconfig, context, namespace)
-    found = [a for a in market.apps(source=source) if matches(a, text=text, category=category)]
-    if output:
-        print_object(found, output)
-    elif not found:
-        note("No apps found." + ("" if text or category or source else " Is a MarketSource registered?"))
-    else:
-        click.echo(search_table(found))
 
 
 def _choose(market: Market, app: str, source: str | None) -> dict[str, Any]:
@@ -420,6 +388,7 @@ def uninstall(
         click.echo(f"{name} is uninstalled")
 
 
+main.add_command(search)
 main.add_command(upload)
 
 

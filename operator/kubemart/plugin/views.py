@@ -25,7 +25,6 @@ __all__ = [
     "install_state",
     "installs_table",
     "matches",
-    "search_table",
 ]
 
 # The API this client speaks (kubemart.models.resource says the same; a unit test checks it).
@@ -34,7 +33,6 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 Obj = Mapping[str, Any]
-_DESCRIPTION_WIDTH = 60
 SEARCH_HINT = "run 'kubectl market search' to see the apps on offer"
 
 
@@ -74,27 +72,6 @@ def matches(app: Obj, *, text: str | None, category: str | None) -> bool:
     needle = text.lower()
     haystack = [spec.get("app"), spec.get("title"), spec.get("description"), *(spec.get("keywords") or [])]
     return any(needle in str(field).lower() for field in haystack if field)
-
-
-def search_table(apps: Sequence[Obj]) -> str:
-    rows = [
-        [
-            spec.get("app", ""),
-            spec.get("source", ""),
-            spec.get("latestVersion") or NONE,
-            ",".join(spec.get("categories") or []) or NONE,
-            price_text(app),
-            _shorten(spec.get("description") or "", _DESCRIPTION_WIDTH),
-        ]
-        for app in sorted(apps, key=lambda a: (_spec(a).get("app", ""), _spec(a).get("source", "")))
-        for spec in [_spec(app)]
-    ]
-    return render_table(["name", "source", "latest", "category", "price", "description"], rows)
-
-
-def _shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         return self.max_concurrent_helm_per_namespace or max(1, self.max_concurrent_helm * 3 // 4)
 
     resync_interval: float = Field(default=600.0, gt=0, description="Seconds between checks of an idle app.")
+    install_counts_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between writes of one MarketApp's status.installs (at most one per app per interval).",
+    )
     history_limit: int = Field(default=10, ge=1, description="Operations kept in status.history.")
     catalog_write_concurrency: int = Field(
         default=16, ge=1, description="MarketApp writes in flight per sync."
