@@ -17,7 +17,7 @@ from kubemart.adapters.receiver import Receivers
 from kubemart.catalog.sync import CatalogSync
 from kubemart.domain.capacity import INSUFFICIENT
 from kubemart.domain.triggers import needs_reconcile
-from kubemart.release import claims
+from kubemart.release import claims, dependencies
 from kubemart.release.live import LiveObjects
 from kubemart.release.reconcile import ReleaseEngine
 from kubemart.runtime import metrics
@@ -64,6 +64,11 @@ def app_indexes() -> dict[str, Index]:
         "source": Index(lambda b: [spec(b).get("source")]),
         "paid": Index(lambda b: [(namespace(b), spec(b).get("source"), spec(b).get("app"))]),
         "values": Index(values),
+        # Dependencies (release/dependencies.py): who names X in dependsOn, the AppInstalls of an app in
+        # a namespace (catalog dependencies), and the namespaces where some wait for a dependency.
+        "dependents": Index(dependencies.edges),
+        "app_in_namespace": Index(lambda b: [(namespace(b), spec(b).get("app"))]),
+        "waiting": Index(dependencies.waiting_namespace),
     }
 
 
@@ -127,7 +132,9 @@ class App:
             max_concurrent=settings.max_concurrent_helm,
             per_tenant=settings.helm_per_namespace,
         )
-        app_store = Store(app_indexes())
+        # A dependency's change (its readiness, its creation or deletion) wakes its dependents.
+        app_store = Store(app_indexes(), on_change=lambda old, new: apps.wake(wakes.changed(old, new)))
+        wakes = dependencies.Wakes(app_store)
 
         def claimants(namespace: str, release: str) -> list[Body]:
             return app_store.bodies(app_store.lookup("release", (namespace, release)))
@@ -157,6 +164,7 @@ class App:
             claimants=claimants,
             remember=app_store.record,
             capacity=capacity,
+            apps=app_store,
         )
         apps = Controller(
             "appinstall", engine.reconcile, needs=needs_reconcile, on_error=engine.on_error, store=app_store

@@ -46,6 +46,10 @@ EXPECTED: dict[str, Expect] = {
     "appinstall-license-revoked": Expect("AppInstall", "Degraded", "Failed"),
     "appinstall-insufficient-resources": Expect("AppInstall", "Progressing", "InProgress"),
     "appinstall-kube-version-unsupported": Expect("AppInstall", "Degraded", "Failed"),
+    # tests/test_dependencies.py: waiting for a dependency is progress; a cycle needs a person.
+    "appinstall-dependency-not-ready": Expect("AppInstall", "Progressing", "InProgress", stable=False),
+    "appinstall-dependency-cycle": Expect("AppInstall", "Degraded", "Failed"),
+    "appinstall-dependents-exist": Expect("AppInstall", "Progressing", "Terminating", stable=False),
     "payment-awaiting-payment": Expect("Payment", "Progressing", "InProgress"),
     "payment-verified": Expect("Payment", "Healthy", "Current"),
     "payment-failed": Expect("Payment", "Degraded", "Failed"),

@@ -7,6 +7,7 @@ import pytest
 from kubemart.domain.capacity import INSUFFICIENT, KUBE_VERSION, Capacity, FitInputs, NodeFree, Resources
 from kubemart.models.marketapp import Requirements
 from kubemart.release.decide import decide
+from kubemart.release.dependencies import Waiting
 from kubemart.release.finalize import Deletion, decide_deletion
 from kubemart.release.state import Action, Live, Ownership, Release, ReleaseState
 from support.release_states import CHANGED, IN_SYNC, NOW, SCALE, blocker, desired, release, state
@@ -401,4 +402,92 @@ DELETIONS = [
 
 @pytest.mark.parametrize(("given", "expected"), DELETIONS)
 def test_decide_deletion(given: dict[str, object], expected: Deletion) -> None:
+    assert decide_deletion(**given) is expected  # type: ignore[arg-type]
+
+
+# Dependencies (release/dependencies.py): installs and upgrades wait; a cycle stops everything.
+NOT_READY = Waiting("DependencyNotReady", "Waiting for AppInstall ns/db (spec.dependsOn): it does not exist.")
+MISSING = Waiting("DependencyMissing", "The catalog says this app needs postgresql >=15 ...")
+CYCLE = Waiting("DependencyCycle", "spec.dependsOn makes a cycle: ns/a -> ns/b -> ns/a", stalled=True)
+OUT_OF_SYNC = {**IN_SYNC, "appliedHash": "sha256:old"}
+
+DEPENDENCY_CASES = [
+    pytest.param(
+        state(dependencies=NOT_READY), Action.WAIT_DEPENDENCIES, id="install waits for a dependency"
+    ),
+    pytest.param(
+        state(chart=False, dependencies=NOT_READY),
+        Action.WAIT_DEPENDENCIES,
+        id="no chart fetched before the dependencies are ready",
+    ),
+    pytest.param(state(dependencies=MISSING), Action.WAIT_DEPENDENCIES, id="catalog dependency missing"),
+    pytest.param(
+        state(rel=release(), status=OUT_OF_SYNC, dependencies=NOT_READY),
+        Action.WAIT_DEPENDENCIES,
+        id="upgrade waits for a dependency",
+    ),
+    pytest.param(
+        state(rel=release(), status=IN_SYNC, dependencies=NOT_READY),
+        Action.STEADY,
+        id="installed app keeps running while a dependency is not ready",
+    ),
+    pytest.param(
+        state(rel=release(), status=IN_SYNC, live=Live(drift=(CHANGED,)), dependencies=NOT_READY),
+        Action.CORRECT,
+        id="installed app keeps its drift corrected while a dependency is not ready",
+    ),
+    pytest.param(state(dependencies=CYCLE), Action.WAIT_DEPENDENCIES, id="cycle before install"),
+    pytest.param(
+        state(rel=release(), status=IN_SYNC, dependencies=CYCLE),
+        Action.WAIT_DEPENDENCIES,
+        id="cycle stalls an installed app too (a spec error)",
+    ),
+    pytest.param(
+        state(blocker=blocker(), dependencies=CYCLE), Action.BLOCKED, id="missing input before a cycle"
+    ),
+    pytest.param(
+        state(status=NO_RETRIES_LEFT_INSTALL, dependencies=NOT_READY),
+        Action.WAIT_DEPENDENCIES,
+        id="waiting is said before spent retries",
+    ),
+    pytest.param(
+        state(rel=release("pending-install", deployed=False), dependencies=NOT_READY),
+        Action.UNLOCK_UNINSTALL,
+        id="an abandoned release is still recovered while waiting",
+    ),
+    pytest.param(state(suspended=True, dependencies=CYCLE), Action.SUSPENDED, id="suspended before a cycle"),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), DEPENDENCY_CASES)
+def test_decide_dependencies(given: ReleaseState, expected: Action) -> None:
+    assert decide(given, now=NOW).action is expected
+
+
+DEPENDENT_DELETIONS = [
+    pytest.param(
+        {"refused": False, "holder": None, "release": release(), "dependents": ["ns/web"]},
+        Deletion.WAIT_DEPENDENTS,
+        id="own release with dependents waits",
+    ),
+    pytest.param(
+        {"refused": False, "holder": None, "release": Release(), "dependents": ["ns/web"]},
+        Deletion.RELEASE,
+        id="nothing installed: dependents do not hold it",
+    ),
+    pytest.param(
+        {"refused": False, "holder": None, "release": release(ownership=FOREIGN), "dependents": ["ns/web"]},
+        Deletion.LEAVE_FOREIGN,
+        id="foreign release left, dependents or not",
+    ),
+    pytest.param(
+        {"refused": False, "holder": None, "release": release(), "dependents": []},
+        Deletion.UNINSTALL,
+        id="no dependents left: uninstall",
+    ),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), DEPENDENT_DELETIONS)
+def test_decide_deletion_with_dependents(given: dict[str, object], expected: Deletion) -> None:
     assert decide_deletion(**given) is expected  # type: ignore[arg-type]

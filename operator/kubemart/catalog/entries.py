@@ -54,6 +54,8 @@ class Catalog:
     entries: dict[str, CatalogEntry] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     """Charts left out, each with why (a person reads these in Events), cut to MAX_NOTE."""
+    ignored: list[str] = field(default_factory=list)
+    """Parts of charts' metadata ignored (a bad kubemart.io/dependencies entry), each with why."""
 
 
 def _text(value: Any, limit: int) -> str | None:
@@ -203,7 +205,10 @@ def app_spec(source: str, app: str, entries: list[dict[str, Any]]) -> MarketAppS
         deprecated=metadata.flag(head.get("deprecated")),
         prerelease=metadata.flag(annotations.get(f"{metadata.ARTIFACTHUB}prerelease")),
     )
-    return _with_olares(spec, olares, annotations) if olares is not None else spec
+    spec = _with_olares(spec, olares, annotations) if olares is not None else spec
+    declared, _ = metadata.dependencies(annotations)
+    # Ours win over an Olares manifest's, like every kubemart.io annotation.
+    return spec.model_copy(update={"dependencies": declared}) if declared else spec
 
 
 def head_version(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -281,6 +286,10 @@ def catalog_from_charts(
         except (ValueError, KeyError, TypeError) as exc:
             catalog.skipped.append(_note(app, str(exc)))
             continue
+        head = head_version(charts[app]) or {}
+        annotations = head.get("annotations")
+        _, ignored = metadata.dependencies(annotations if isinstance(annotations, dict) else {})
+        catalog.ignored.extend(_note(app, why) for why in ignored)
         name = object_name(source, app)
         if name in catalog.entries:
             catalog.skipped.append(_note(app, f"its object name {name} is taken by another chart"))

@@ -14,13 +14,15 @@ Artifact Hub's eight categories, as Artifact Hub itself predicts one from keywor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from kubemart.domain import safe_yaml
 from kubemart.domain.clip import clip
+from kubemart.domain.versions import InvalidConstraint, parse_constraint
 from kubemart.models import marketapp as bounds
-from kubemart.models.marketapp import Link, Maintainer
+from kubemart.models.marketapp import Dependency, Link, Maintainer
 
 ARTIFACTHUB = "artifacthub.io/"
 KUBEMART = "kubemart.io/"
@@ -257,3 +259,46 @@ def links(head: Mapping[str, Any], annotations: Mapping[str, Any]) -> list[Link]
     for item in sources if isinstance(sources, list) else []:
         add("source", item)
     return out[: bounds.MAX_LINKS]
+
+
+DEPENDENCIES = f"{KUBEMART}dependencies"
+MAX_DEPENDENCIES_TEXT = 2048
+_DEPENDENCY = re.compile(r"^(?P<app>[a-z0-9](?:[-a-z0-9._]{0,187}[a-z0-9])?)\s*(?P<range>[^a-z\s].*)?$")
+
+
+def dependencies(annotations: Mapping[str, Any]) -> tuple[list[Dependency], list[str]]:
+    """`kubemart.io/dependencies: "postgresql>=15, redis"`: apps this one needs installed first.
+
+    Comma-separated app names, each with an optional semver range (spaces join comparators:
+    `postgresql>=15 <17`). Returns the dependencies read (type application, mandatory) and what was
+    ignored, each with why, for a catalog warning; nothing here raises.
+    """
+    value = annotations.get(DEPENDENCIES)
+    if value is None:
+        return [], []
+    if not isinstance(value, str) or len(value) > MAX_DEPENDENCIES_TEXT:
+        return [], [f"{DEPENDENCIES} must be text of at most {MAX_DEPENDENCIES_TEXT} characters"]
+    out: list[Dependency] = []
+    ignored: list[str] = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        found = _DEPENDENCY.match(item)
+        if found is None:
+            ignored.append(f"{item[:64]!r} is not an app name with an optional version range")
+            continue
+        app, wanted = found["app"], (found["range"] or "").strip() or None
+        if wanted is not None:
+            try:
+                parse_constraint(wanted)
+            except InvalidConstraint as exc:
+                ignored.append(f"{item[:64]!r}: {str(exc)[:120]}")
+                continue
+        if len(out) == bounds.MAX_DEPENDENCIES:
+            ignored.append(f"more than {bounds.MAX_DEPENDENCIES} dependencies: the rest are ignored")
+            break
+        if wanted is not None and len(wanted) > bounds.MAX_SHORT:
+            ignored.append(f"{app}: its range is longer than {bounds.MAX_SHORT} characters")
+            continue
+        out.append(Dependency(app=app, version=wanted, type="application", mandatory=True))
+    return out, ignored

@@ -280,6 +280,16 @@ class CatalogSync:
                     MAX_EVENT,
                 ),
             )
+        if catalog.ignored:
+            self.events.warning(
+                body,
+                "DependenciesIgnored",
+                clip(
+                    f"{len(catalog.ignored)} kubemart.io/dependencies entries were ignored: "
+                    + "; ".join(catalog.ignored[:3]),
+                    MAX_EVENT,
+                ),
+            )
         if notes:
             self.events.warning(
                 body,

@@ -29,6 +29,7 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 NAME_MAX = 253
 VALUES_MAX_KEYS = 1000
 VALUES_FROM_MAX = 16
+DEPENDS_ON_MAX = 32
 # Nested option objects default to {} so that the API server fills in their own defaults.
 _EMPTY_DEFAULT: JsonDict = {"default": {}}
 
@@ -51,6 +52,18 @@ class ValuesReference(Model):
         pattern=r"^[-._a-zA-Z0-9]+$",
     )
     optional: bool = Field(default=False, description="If true, a missing object or key is skipped.")
+
+
+class DependencyReference(Model):
+    """Another AppInstall that must be Ready (at its current generation) before this one installs or upgrades."""
+
+    name: str = Field(description="The AppInstall's name.", min_length=1, max_length=NAME_MAX)
+    namespace: str | None = Field(
+        default=None,
+        description="Its namespace; default: this AppInstall's.",
+        pattern=DNS_LABEL,
+        max_length=63,
+    )
 
 
 class Remediation(Model):
@@ -184,6 +197,14 @@ class AppInstallSpec(Model):
     )
     drift_detection: DriftDetection = Field(
         default_factory=DriftDetection, description="Status correction.", json_schema_extra=_EMPTY_DEFAULT
+    )
+    depends_on: list[DependencyReference] = Field(
+        default_factory=list,
+        description=(
+            "AppInstalls that must be Ready at their current generation before this one installs or "
+            f"upgrades (docs/dependencies.md). At most {DEPENDS_ON_MAX}."
+        ),
+        max_length=DEPENDS_ON_MAX,
     )
 
 

@@ -18,6 +18,7 @@ from kubemart import __version__
 from kubemart.domain.triggers import RECONCILE_ANNOTATION
 from kubemart.domain.values import InvalidValues
 from kubemart.plugin.api import AlreadyExists, Market, PluginError
+from kubemart.plugin.dependencies import chosen_options, dependency_options, with_dependencies
 from kubemart.plugin.options import (
     Connection,
     connection_options,
@@ -143,6 +144,7 @@ def _read_values_files(names: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--name", help="Name of the AppInstall (and of the helm release); default: the app's name.")
 @click.option("--source", help="The MarketSource, when several offer the app.")
 @click.option("--dry-run", is_flag=True, help="Print the AppInstall instead of creating it.")
+@dependency_options
 @wait_options
 @output_option
 @connection_options
@@ -174,6 +176,7 @@ def install(
     chosen = _choose(market, app, source)
     name = name or chosen["spec"]["app"]
     body = appinstall_body(name=name, namespace=market.namespace, app=chosen, version=version, values=values)
+    body = with_dependencies(market, chosen, body, dry_run=dry_run, **chosen_options())
     if dry_run:
         print_object(body, output or "yaml")
         return

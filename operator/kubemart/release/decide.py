@@ -118,6 +118,9 @@ def decide(state: ReleaseState, *, now: float) -> Decision:
         return Decision(Action.RELEASE_NOT_OWNED, "the release was installed by someone else")
     if state.blocker is not None:
         return Decision(Action.BLOCKED, state.blocker.reason)
+    waiting = state.dependencies
+    if waiting is not None and waiting.stalled:
+        return Decision(Action.WAIT_DEPENDENCIES, waiting.reason)  # a cycle: a spec error, like a blocker
     if not state.licensed:
         if release.exists:
             if state.live_error is not None:
@@ -130,6 +133,8 @@ def decide(state: ReleaseState, *, now: float) -> Decision:
         return Decision(Action.BLOCKED, "nothing desired")
     ready_to_apply = Action.INSTALL if state.chart is not None else Action.FETCH_CHART
     if not release.exists:
+        if waiting is not None:
+            return Decision(Action.WAIT_DEPENDENCIES, "no release, dependencies not ready")
         if exhausted(state):
             return Decision(Action.RETRIES_EXHAUSTED, "no release, retries spent")
         if (unfit := does_not_fit(state)) is not None:
@@ -155,6 +160,8 @@ def decide(state: ReleaseState, *, now: float) -> Decision:
         return Decision(Action.UNLOCK_UNINSTALL, "failed first install")
     upgrade = Action.UPGRADE if state.chart is not None else Action.FETCH_CHART
     if not in_sync(state):
+        if waiting is not None:
+            return Decision(Action.WAIT_DEPENDENCIES, "out of sync, dependencies not ready")
         if exhausted(state):
             return Decision(Action.RETRIES_EXHAUSTED, "out of sync, retries spent")
         if (unfit := does_not_fit(state)) is not None:

@@ -17,6 +17,7 @@ from kubemart.domain.conditions import Summary
 from kubemart.domain.durations import parse_duration
 from kubemart.models.appinstall import AppInstallStatus, Phase
 from kubemart.release import claims, ownership
+from kubemart.release.dependencies import DELETION_POLICY, IGNORE_DEPENDENTS, Directory, blocking_dependents
 from kubemart.release.state import Ownership, Release
 from kubemart.runtime.controller import Result
 from kubemart.runtime.settings import Settings
@@ -36,9 +37,13 @@ class Deletion(StrEnum):
     """The tenancy policy refuses the namespace: leave whatever is there, say so."""
     RELEASE = "release"
     """Nothing of ours to uninstall: remove the finalizer."""
+    WAIT_DEPENDENTS = "wait-dependents"
+    """Other AppInstalls depend on this one: uninstall once they are gone (docs/dependencies.md)."""
 
 
-def decide_deletion(*, refused: bool, holder: str | None, release: Release) -> Deletion:
+def decide_deletion(
+    *, refused: bool, holder: str | None, release: Release, dependents: list[str] | None = None
+) -> Deletion:
     """Pure."""
     if refused:
         return Deletion.LEAVE_REFUSED if release.exists else Deletion.RELEASE
@@ -46,6 +51,8 @@ def decide_deletion(*, refused: bool, holder: str | None, release: Release) -> D
         return Deletion.RELEASE  # the loser of a release conflict never owned the release
     if release.ownership is not Ownership.OURS:
         return Deletion.LEAVE_FOREIGN
+    if dependents:
+        return Deletion.WAIT_DEPENDENTS
     return Deletion.UNINSTALL
 
 
@@ -57,6 +64,7 @@ class Finalizer:
     events: EventRecorder
     claimants: object
     remember: object = None
+    apps: Directory | None = None
 
     async def finalize(self, body: Body) -> Result:
         meta = body["metadata"]
@@ -91,7 +99,11 @@ class Finalizer:
             return Result(backoff=True)
         release = ownership.release_of(history, status, namespace=meta["namespace"], name=meta["name"])
         holder = claims.holder(body, self.claimants(namespace, release_name))  # type: ignore[operator]
-        verdict = decide_deletion(refused=refusal is not None, holder=holder, release=release)
+        verdict = decide_deletion(
+            refused=refusal is not None, holder=holder, release=release, dependents=self._dependents(body)
+        )
+        if verdict is Deletion.WAIT_DEPENDENTS:
+            return await self._wait_dependents(body, status)
         if verdict is Deletion.LEAVE_REFUSED:
             assert refusal is not None
             self.events.warning(
@@ -140,6 +152,27 @@ class Finalizer:
                     body, "Uninstalled", f"Uninstalled release {release_name} from {namespace}."
                 )
         return await self._release(body)
+
+    def _dependents(self, body: Body) -> list[str]:
+        apps = self.apps
+        if apps is None:
+            return []
+        meta = body["metadata"]
+        found = apps.bodies(apps.lookup("dependents", (meta["namespace"], meta["name"])))
+        return blocking_dependents(body, found, apps.get)
+
+    async def _wait_dependents(self, body: Body, status: AppInstallStatus) -> Result:
+        """No timer: a dependent's deletion (or its dependsOn edited) wakes this one."""
+        names = self._dependents(body)
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        message = (
+            f"The uninstall waits: AppInstall(s) {shown} depend on this one (spec.dependsOn). It goes on once "
+            f"they are deleted, or at once with the annotation {DELETION_POLICY}={IGNORE_DEPENDENTS}."
+        )
+        summary = Summary(False, "DependentsExist", message, reconciling=True)
+        if await write_status(self.kube, AppInstallResource, body, status, summary):
+            self.events.warning(body, "DependentsExist", message)
+        return Result()
 
     async def _release(self, body: Body) -> Result:
         """Remove our finalizer, guarded by a `test` op rather than a resourceVersion, so that a status

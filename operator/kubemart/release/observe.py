@@ -26,6 +26,7 @@ from kubemart.models.appinstall import AppInstall, DriftMode, Phase, ValuesSourc
 from kubemart.models.marketapp import AppVersion, MarketApp
 from kubemart.models.marketsource import MarketSource
 from kubemart.release import claims, ownership
+from kubemart.release.dependencies import Directory, Waiting, waiting_for
 from kubemart.release.fit import FitReader
 from kubemart.release.live import LiveObjects
 from kubemart.release.state import Blocker, Desired, Ownership, ReleaseState
@@ -55,6 +56,8 @@ class Observer:
     """The AppInstall bodies that claim release (target namespace, release name)."""
     fit: FitReader | None = None
     """The requirements check's reads (release.fit); None when the check is off."""
+    apps: Directory | None = None
+    """The AppInstall Store: the dependencies' newest bodies (release/dependencies.py)."""
 
     async def observe(self, app: AppInstall, body: Body) -> ReleaseState:
         meta = body["metadata"]
@@ -152,6 +155,7 @@ class Observer:
             licensed=licensed,
             checkout_url=checkout,
             chart=await self.charts.ready(source, version),
+            dependencies=self._dependencies(body, market_app),
         )
         if not licensed and not release.exists:
             raise Blocked(_payment_required(state, market_app))
@@ -160,6 +164,17 @@ class Observer:
         if release.exists and state.owned and release.status == "deployed":
             return await self._read_live(state)
         return state
+
+    def _dependencies(self, body: Body, market_app: MarketApp) -> Waiting | None:
+        apps = self.apps
+        if apps is None:
+            return None
+        return waiting_for(
+            body,
+            apps.get,
+            catalog=market_app.spec.dependencies,
+            of_app=lambda ns, app: apps.bodies(apps.lookup("app_in_namespace", (ns, app))),
+        )
 
     async def _read_live(self, state: ReleaseState) -> ReleaseState:
         """The release's objects, compared with the manifest of its current revision."""

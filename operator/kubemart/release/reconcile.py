@@ -30,6 +30,7 @@ from kubemart.release.actions.fetch import fetch
 from kubemart.release.actions.remediate import remediate
 from kubemart.release.actions.unlock import unlock
 from kubemart.release.decide import decide, spent
+from kubemart.release.dependencies import Directory
 from kubemart.release.finalize import FINALIZER, Finalizer, add_finalizer
 from kubemart.release.fit import FitReader
 from kubemart.release.live import LiveObjects
@@ -60,12 +61,13 @@ class ReleaseEngine:
         claimants: Callable[[str, str], list[Body]],
         remember: Callable[[Body], Any] | None = None,
         capacity: CapacityWatch | None = None,
+        apps: Directory | None = None,
     ) -> None:
         self.kube, self.helm, self.charts, self.live = kube, helm, charts, live
         self.settings, self.events, self.remember = settings, events, remember
         fit = FitReader(capacity) if capacity is not None else None
-        self.observer = Observer(kube, helm, charts, live, settings, claimants, fit)
-        self.finalizer = Finalizer(kube, helm, settings, events, claimants)
+        self.observer = Observer(kube, helm, charts, live, settings, claimants, fit, apps=apps)
+        self.finalizer = Finalizer(kube, helm, settings, events, claimants, apps=apps)
 
     async def reconcile(self, key: Key, body: Body) -> Result:
         if body["metadata"].get("deletionTimestamp"):

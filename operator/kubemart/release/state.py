@@ -19,6 +19,7 @@ from kubemart.domain.tenancy import Account
 from kubemart.models.appinstall import AppInstallSpec, AppInstallStatus, OwnedRelease, Phase
 from kubemart.models.marketapp import AppVersion
 from kubemart.models.marketsource import MarketSource
+from kubemart.release.dependencies import Waiting
 
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
 PENDING_GRACE = 10.0
@@ -132,6 +133,8 @@ class ReleaseState:
     fit: FitInputs | None = None
     """For the requirements check (domain.capacity): read only before an install or an upgrade, with
     the check on."""
+    dependencies: Waiting | None = None
+    """Other AppInstalls it waits for before installing or upgrading (release/dependencies.py)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -149,6 +152,8 @@ class Action(StrEnum):
 
     SUSPENDED = "suspended"
     BLOCKED = "blocked"
+    WAIT_DEPENDENCIES = "wait-dependencies"
+    """Installs and upgrades wait for other AppInstalls (spec.dependsOn, the catalog's dependencies)."""
     RELEASE_CONFLICT = "release-conflict"
     RELEASE_NOT_OWNED = "release-not-owned"
     WAIT_PENDING = "wait-pending"

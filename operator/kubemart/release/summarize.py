@@ -149,6 +149,8 @@ def _conditions(
         return Summary(False, blocker.reason, blocker.message, stalled=blocker.stalled), (
             RESYNC if waits else BACKOFF
         )
+    if action is Action.WAIT_DEPENDENCIES:
+        return _waiting(state, status, notes)
     if action is Action.RELEASE_CONFLICT:
         status.phase = Phase.FAILED
         message = (
@@ -202,6 +204,24 @@ def _conditions(
             False, "ApiUnavailable", f"Reading the app's objects failed: {state.live_error}"
         ), BACKOFF
     return _steady(state, outcome, status, notes, now)
+
+
+def _waiting(state: ReleaseState, status: AppInstallStatus, notes: list[Note]) -> tuple[Summary, Next]:
+    """Installs and upgrades wait for other AppInstalls; an installed app keeps running meanwhile.
+
+    No timer: a change of a dependency wakes this one (the Store's "dependents" index).
+    """
+    waiting = state.dependencies
+    assert waiting is not None
+    if not state.release.exists:
+        status.phase = Phase.PENDING
+    notes.append(
+        Note("Warning" if waiting.stalled else "Normal", waiting.reason, waiting.message, only_on_change=True)
+    )
+    summary = Summary(
+        False, waiting.reason, waiting.message, reconciling=not waiting.stalled, stalled=waiting.stalled
+    )
+    return summary, WAIT
 
 
 def _exhausted(state: ReleaseState, status: AppInstallStatus) -> Summary:

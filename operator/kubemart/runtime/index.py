@@ -13,6 +13,8 @@ from typing import Any
 
 Key = tuple[str, str]
 KeysOf = Callable[[dict[str, Any]], Iterable[Hashable]]
+OnChange = Callable[[dict[str, Any] | None, dict[str, Any] | None], None]
+"""Told (old body, new body; None: absent) each time a body is recorded or forgotten."""
 
 
 class Index:
@@ -56,11 +58,12 @@ class Store:
     feeds it what it writes, and looks things up in it), so neither needs the other.
     """
 
-    def __init__(self, indexes: dict[str, Index] | None = None) -> None:
+    def __init__(self, indexes: dict[str, Index] | None = None, *, on_change: OnChange | None = None) -> None:
         self.indexes = indexes or {}
         self._bodies: dict[Key, dict[str, Any]] = {}
         self.on_record: Callable[[Key], None] | None = None
         """Told of every body recorded as the newest (the controller, to look at it again)."""
+        self._on_change = on_change
 
     def record(self, body: dict[str, Any]) -> bool:
         """Keep `body` as the newest unless it is not newer than the one known; False if so.
@@ -78,12 +81,16 @@ class Store:
             index.put(key, body)
         if self.on_record is not None:
             self.on_record(key)
+        if self._on_change is not None:
+            self._on_change(known, body)
         return True
 
     def forget(self, key: Key) -> None:
-        self._bodies.pop(key, None)
+        known = self._bodies.pop(key, None)
         for index in self.indexes.values():
             index.drop(key)
+        if self._on_change is not None and known is not None:
+            self._on_change(known, None)
 
     def get(self, key: Key) -> dict[str, Any] | None:
         return self._bodies.get(key)
