@@ -4,10 +4,13 @@ only the sink's own namespace's, filtered, and none lost while the receiver is d
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,8 @@ from support.receiver import Receiver
 from support.wait import wait_for
 from test_health_checks import check
 from test_payments import buy, phase_is
+
+PLUGIN = Path(sys.executable).with_name("kubectl-market")
 
 DOWN_SECONDS = float(os.environ.get("KUBEMART_TEST_RECEIVER_DOWN_SECONDS", "30"))
 """How long the receiver stays down (issue 12 says 30 s)."""
@@ -71,6 +76,7 @@ def test_installs_failures_and_drift_arrive_signed_filtered_and_never_from_anoth
     namespace: str,
     other_namespace: str,
     receivers: list[Receiver],
+    cluster: Cluster,
 ) -> None:
     mine, warnings, theirs = Receiver(hmac_key=b"k-mine"), Receiver(), Receiver(token="t-theirs")
     receivers += [mine, warnings, theirs]
@@ -126,6 +132,21 @@ def test_installs_failures_and_drift_arrive_signed_filtered_and_never_from_anoth
     )
     assert status["lastDelivery"]["httpStatus"] == 202
     assert status["failures"] == 0
+
+    # What `kubectl market notifications` shows of it: the receiver, not its path; the counts.
+    shown = subprocess.run(
+        [str(PLUGIN), "notifications", "-n", namespace],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    row = next(line.split() for line in shown.splitlines() if line.split()[:1] == ["all"])
+    assert row[1] == f"http://127.0.0.1:{mine.port}", shown
+    assert row[2] == "Ready", shown
+    assert int(row[3]) >= len(mine.events()), shown
+    assert "(202)" in shown, shown
 
 
 def test_payment_verified_and_refund_are_notified(

@@ -32,6 +32,7 @@ FIELD_MANAGER = "kubectl-market"
 MarketSourceResource = create_global_resource(GROUP, VERSION, "MarketSource", "marketsources")
 MarketAppResource = create_global_resource(GROUP, VERSION, "MarketApp", "marketapps")
 AppInstallResource = create_namespaced_resource(GROUP, VERSION, "AppInstall", "appinstalls")
+NotificationSinkResource = create_namespaced_resource(GROUP, VERSION, "NotificationSink", "notificationsinks")
 
 
 class PluginError(Exception):
@@ -184,6 +185,11 @@ class Market:
         ns = ALL_NS if all_namespaces else self.namespace
         with self._errors():
             return [_to_dict(o) for o in self._client.list(AppInstallResource, namespace=ns)]
+
+    def sinks(self, *, all_namespaces: bool = False) -> list[Body]:
+        ns = ALL_NS if all_namespaces else self.namespace
+        with self._errors():
+            return [_to_dict(o) for o in self._client.list(NotificationSinkResource, namespace=ns)]
 
     def create_install(self, body: Mapping[str, Any]) -> Body:
         obj = AppInstallResource.from_dict(dict(body))

@@ -19,6 +19,7 @@ from kubemart.domain.triggers import RECONCILE_ANNOTATION
 from kubemart.domain.values import InvalidValues
 from kubemart.plugin.api import AlreadyExists, Market, PluginError
 from kubemart.plugin.dependencies import chosen_options, dependency_options, with_dependencies
+from kubemart.plugin.notifications import notifications
 from kubemart.plugin.options import (
     Connection,
     connection_options,
@@ -391,6 +392,7 @@ def uninstall(
         click.echo(f"{name} is uninstalled")
 
 
+main.add_command(notifications)
 main.add_command(search)
 main.add_command(upload)
 
