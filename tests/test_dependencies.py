@@ -165,13 +165,25 @@ def test_kubectl_market_install_offers_the_missing_dependencies(
     cluster: Cluster, objects: Objects, deps_catalog: str, namespace: str
 ) -> None:
     # Not on a terminal and not asked: the app is created and waits; the note says what is missing.
-    plain = market(cluster, "install", "web", "--name", "web-alone", "-n", namespace)
+    # --source: MarketApps of earlier tests' sources (deleted, garbage collection pending) offer web too.
+    plain = market(
+        cluster, "install", "web", "--source", deps_catalog, "--name", "web-alone", "-n", namespace
+    )
     assert plain.returncode == 0, plain.stderr
     assert "web needs base >=1.0, not installed" in plain.stderr
     assert objects.get("appinstalls", "base", namespace) is None
     # Asked: base is installed first and named in dependsOn; both converge.
     asked = market(
-        cluster, "install", "web", "--with-dependencies", "--depends-on", "web-alone", "-n", namespace
+        cluster,
+        "install",
+        "web",
+        "--source",
+        deps_catalog,
+        "--with-dependencies",
+        "--depends-on",
+        "web-alone",
+        "-n",
+        namespace,
     )
     assert asked.returncode == 0, asked.stderr
     assert f"appinstall.kubemart.io/base created in namespace {namespace} (a dependency)" in asked.stderr
